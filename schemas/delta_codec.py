@@ -1,0 +1,67 @@
+"""Delta batches: per-partition, sequence-numbered upserts and deletes of user profiles (PZDL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import flatbuffers
+from flatbuffers import util
+
+from schemas._generated import pz_generated as fb
+from schemas.errors import DecodeError
+from schemas.profiles import Profile, read_profile, write_profile
+
+DELTA_IDENTIFIER = b"PZDL"
+DELTA_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaBatch:
+    partition: int
+    seq: int
+    created_ms: int
+    upserts: Sequence[Profile]
+    deletes: Sequence[int] = ()
+
+
+def encode_delta(batch: DeltaBatch) -> bytes:
+    builder = flatbuffers.Builder(256 + 64 * len(batch.upserts))
+    offsets = [write_profile(builder, p) for p in batch.upserts]
+    fb.DeltaBatchStartUpsertsVector(builder, len(offsets))
+    for off in reversed(offsets):
+        builder.PrependUOffsetTRelative(off)
+    upserts = builder.EndVector()
+    fb.DeltaBatchStartDeletesVector(builder, len(batch.deletes))
+    for key in reversed(batch.deletes):
+        builder.PrependUint64(key)
+    deletes = builder.EndVector()
+    fb.DeltaBatchStart(builder)
+    fb.DeltaBatchAddFormatVersion(builder, DELTA_FORMAT_VERSION)
+    fb.DeltaBatchAddPartition(builder, batch.partition)
+    fb.DeltaBatchAddSeq(builder, batch.seq)
+    fb.DeltaBatchAddCreatedMs(builder, batch.created_ms)
+    fb.DeltaBatchAddUpserts(builder, upserts)
+    fb.DeltaBatchAddDeletes(builder, deletes)
+    builder.Finish(fb.DeltaBatchEnd(builder), file_identifier=DELTA_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def decode_delta(buf: bytes | memoryview) -> DeltaBatch:
+    if len(buf) < 8 or not util.BufferHasIdentifier(buf, 0, DELTA_IDENTIFIER):
+        raise DecodeError("not a pz delta batch (file identifier PZDL missing)")
+    try:
+        root = fb.DeltaBatch.GetRootAs(buf, 0)
+        if root.FormatVersion() != DELTA_FORMAT_VERSION:
+            raise DecodeError(f"unsupported delta format version {root.FormatVersion()}")
+        return DeltaBatch(
+            partition=root.Partition(),
+            seq=root.Seq(),
+            created_ms=root.CreatedMs(),
+            upserts=tuple(read_profile(root.Upserts(i)) for i in range(root.UpsertsLength())),
+            deletes=tuple(root.Deletes(i) for i in range(root.DeletesLength())),
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"malformed delta batch: {exc}") from exc
