@@ -1,0 +1,101 @@
+"""The aggregator's HTTP side: health, metrics, snapshot sync and the admin trigger."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as redis
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from aggregator.config import AggregatorConfig
+from aggregator.pipeline import Pipeline
+from aggregator.snapshots import SnapshotBuilder
+from aggregator.state_store import StateStore
+from schemas.settings import DEV_SIGNING_SECRET
+from schemas.topics import EVENT_TOPICS
+
+log = logging.getLogger("pz.aggregator")
+
+
+async def _partition_count(bootstrap: str) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        partitions = await producer.partitions_for(EVENT_TOPICS[0])
+        return len(partitions)
+    finally:
+        await producer.stop()
+
+
+def create_app(config: AggregatorConfig | None = None) -> Starlette:
+    cfg = config or AggregatorConfig.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if cfg.signing_key.secret == DEV_SIGNING_SECRET.encode():
+            log.warning("using the development signing secret; set PZ_SIGNING_SECRET in production")
+        client = redis.Redis.from_url(cfg.redis_url)
+        store = StateStore(client, cfg.user_ttl_s)
+        pipeline = Pipeline(cfg, store)
+        builder = SnapshotBuilder(cfg, store, await _partition_count(cfg.kafka_bootstrap))
+        app.state.redis, app.state.pipeline, app.state.snapshots = client, pipeline, builder
+        await pipeline.start()
+        await builder.start()
+        log.info("aggregator started", extra={"port": cfg.http_port})
+        try:
+            yield
+        finally:
+            await builder.stop()
+            await pipeline.stop()
+            await client.aclose()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks = {"pipeline": request.app.state.pipeline.running, "assigned": request.app.state.pipeline.assigned}
+        try:
+            checks["redis"] = bool(await request.app.state.redis.ping())
+        except redis.RedisError:
+            checks["redis"] = False
+        checks["snapshot"] = request.app.state.snapshots.latest is not None
+        return JSONResponse({"ready": all(checks.values()), "checks": checks}, status_code=200 if all(checks.values()) else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def snapshot(request: Request) -> Response:
+        latest = request.app.state.snapshots.latest
+        if latest is None:
+            return JSONResponse({"error": "unavailable", "reason": "no snapshot built yet"}, status_code=503)
+        headers = {"ETag": latest.etag, "X-PZ-Snapshot-Id": latest.snapshot_id, "Cache-Control": "no-cache"}
+        if latest.etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(latest.sealed, media_type="application/x-pz-snapshot", headers=headers)
+
+    async def build_snapshot(request: Request) -> Response:
+        supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not cfg.admin_token or not hmac.compare_digest(supplied, cfg.admin_token):
+            return JSONResponse({"error": "unauthorized", "field": "Authorization", "reason": "admin token required"},
+                                status_code=401)
+        built = await request.app.state.snapshots.build()
+        return JSONResponse({"snapshot_id": built.snapshot_id, "users": built.users, "etag": built.etag})
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route("/sync/snapshot", snapshot),
+            Route("/admin/snapshot", build_snapshot, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,57 @@
+"""Aggregator configuration: a frozen value object read from `PZ_*` variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_float, env_int, env_str
+from schemas.signing import SigningKey
+
+
+@dataclass(frozen=True, slots=True)
+class AggregatorConfig:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    group_id: str = "pz-aggregator"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8090
+    window_s: int = 600
+    max_times_per_item: int = 16
+    max_items_per_user: int = 32
+    user_ttl_s: int = 86_400
+    popular_limit: int = 50
+    snapshot_interval_s: float = 30.0
+    snapshot_dir: Path = Path(".pz/aggregator")
+    fetch_max_wait_ms: int = 10
+    session_timeout_ms: int = 6_000
+    signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+    admin_token: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            kafka_bootstrap=env_str(e, "PZ_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
+            redis_url=env_str(e, "PZ_REDIS_URL", d.redis_url),
+            group_id=env_str(e, "PZ_AGGREGATOR_GROUP", d.group_id),
+            http_host=env_str(e, "PZ_AGGREGATOR_HOST", d.http_host),
+            http_port=env_int(e, "PZ_AGGREGATOR_PORT", d.http_port, maximum=65535),
+            window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.window_s, minimum=1),
+            max_times_per_item=env_int(e, "PZ_MAX_TIMES_PER_ITEM", d.max_times_per_item, minimum=1, maximum=255),
+            max_items_per_user=env_int(e, "PZ_MAX_ITEMS_PER_USER", d.max_items_per_user, minimum=1, maximum=1024),
+            user_ttl_s=env_int(e, "PZ_USER_TTL_S", d.user_ttl_s, minimum=60),
+            popular_limit=env_int(e, "PZ_POPULAR_LIMIT", d.popular_limit, minimum=1, maximum=1000),
+            snapshot_interval_s=env_float(e, "PZ_SNAPSHOT_INTERVAL_S", d.snapshot_interval_s, minimum=0.1),
+            snapshot_dir=Path(env_str(e, "PZ_AGGREGATOR_STATE_DIR", str(d.snapshot_dir))),
+            fetch_max_wait_ms=env_int(e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000),
+            session_timeout_ms=env_int(e, "PZ_SESSION_TIMEOUT_MS", d.session_timeout_ms, minimum=1000),
+            signing_key=SigningKey(
+                env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
+                env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
+            ),
+            admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
+        )

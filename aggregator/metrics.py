@@ -1,0 +1,16 @@
+"""Prometheus metrics of the aggregator (default registry, exposed at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("pz_aggregator_events_total", "Events consumed and applied", ["topic"])
+DEAD_LETTERS = Counter("pz_aggregator_dead_letters_total", "Records sent to the dead-letter topic", ["topic"])
+DELTAS = Counter("pz_aggregator_deltas_total", "Delta batches published")
+BATCH_SECONDS = Histogram(
+    "pz_aggregator_batch_seconds", "Time to process one consumed batch",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+SNAPSHOT_SECONDS = Histogram("pz_aggregator_snapshot_build_seconds", "Time to build and sign a snapshot")
+SNAPSHOT_USERS = Gauge("pz_aggregator_snapshot_users", "Users in the latest snapshot")
+ASSIGNED_PARTITIONS = Gauge("pz_aggregator_assigned_partitions", "Partitions this member owns")

@@ -1,0 +1,190 @@
+"""Consume events, keep per-user sliding windows in Redis, publish sequenced delta batches.
+
+Per partition and per consumed batch: decode (poison records go to the dead-letter topic), update
+the users' windows, publish one signed delta batch, then write state + offsets + delta sequence in
+one Redis transaction. A crash between the publish and the commit replays the batch with the same
+sequence number, which edges recognise and drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+from aggregator import metrics
+from aggregator.config import AggregatorConfig
+from aggregator.state_store import PartitionCommit, PartitionPosition, StateStore
+from aggregator.view_window import UserViews, WindowSettings, add_views, expire, to_profile
+from schemas.delta_codec import DeltaBatch, encode_delta
+from schemas.errors import DecodeError
+from schemas.event_codec import decode_event
+from schemas.events import Event
+from schemas.signing import seal
+from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS
+
+log = logging.getLogger("pz.aggregator.pipeline")
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._pipeline.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self._pipeline.restore(assigned)
+
+
+class Pipeline:
+    def __init__(self, config: AggregatorConfig, store: StateStore) -> None:
+        self._config = config
+        self._store = store
+        self._settings = WindowSettings(config.window_s, config.max_times_per_item, config.max_items_per_user)
+        self._positions: dict[int, PartitionPosition] = {}
+        self._watermarks_s: dict[int, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.assigned = False
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._config.kafka_bootstrap, acks="all", linger_ms=0)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._config.kafka_bootstrap,
+            group_id=self._config.group_id,
+            enable_auto_commit=False,  # offsets live in Redis, committed with the state
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._config.fetch_max_wait_ms,
+            session_timeout_ms=self._config.session_timeout_ms,
+            heartbeat_interval_ms=max(300, self._config.session_timeout_ms // 5),
+            # co-partitioning: partition p of every event topic goes to the same member
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        self._consumer.subscribe(list(EVENT_TOPICS), listener=_Rebalance(self))
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="pz-aggregator-pipeline")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self._positions.pop(tp.partition, None)
+        metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+
+    async def restore(self, assigned: Iterable[TopicPartition]) -> None:
+        """Seek every assigned partition to the offset stored with its state."""
+        assert self._consumer is not None
+        tps = list(assigned)
+        for partition in {tp.partition for tp in tps}:
+            self._positions[partition] = await self._store.load_position(partition)
+        for tp in tps:
+            offset = self._positions[tp.partition].offsets.get(tp.topic)
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+        self.assigned = True
+        metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+        log.info("partitions assigned", extra={"partitions": sorted(self._positions)})
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+            if not batch:
+                continue
+            started = time.perf_counter()
+            by_partition: dict[int, list[tuple[TopicPartition, list[object]]]] = defaultdict(list)
+            for tp, records in batch.items():
+                by_partition[tp.partition].append((tp, records))
+            for partition, parts in by_partition.items():
+                if partition in self._positions:  # skip what a rebalance took away mid-batch
+                    await self._process_partition(partition, parts)
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[object]]]) -> None:
+        assert self._producer is not None
+        current = self._positions[partition]
+        position = PartitionPosition(dict(current.offsets), current.seq, current.delta_offset)
+        events_by_user: dict[int, list[Event]] = defaultdict(list)
+        dead_letters = []
+        watermark_s = self._watermarks_s.get(partition, 0)
+        for tp, records in parts:
+            for record in records:
+                try:
+                    event = decode_event(record.value)  # type: ignore[attr-defined]
+                except DecodeError as exc:
+                    dead_letters.append(self._dead_letter(tp, record, str(exc)))
+                else:
+                    events_by_user[event.user_key].append(event)
+                    watermark_s = max(watermark_s, event.client_ms // 1000)
+                    metrics.EVENTS.labels(tp.topic).inc()
+                position.offsets[tp.topic] = record.offset + 1  # type: ignore[attr-defined]
+        self._watermarks_s[partition] = watermark_s
+        if dead_letters:
+            await asyncio.gather(*dead_letters)
+
+        states = await self._store.load_users(partition, events_by_user)
+        item_views: dict[str, int] = defaultdict(int)
+        item_categories: dict[str, str] = {}
+        for user_key, events in events_by_user.items():
+            add_views(states[user_key], events, self._settings)
+            expire(states[user_key], watermark_s, self._settings)
+            for event in events:
+                if event.type == "page_view" and event.item:
+                    item_views[event.item] += 1
+                    if event.category:
+                        item_categories[event.item] = event.category
+
+        if states:
+            await self._publish_delta(partition, position, states)
+        await self._store.commit(PartitionCommit(partition, states, item_views, item_categories, position))
+        self._positions[partition] = position
+
+    async def _publish_delta(self, partition: int, position: PartitionPosition, states: dict[int, UserViews]) -> None:
+        assert self._producer is not None
+        now_ms = int(time.time() * 1000)
+        upserts = [to_profile(key, state, now_ms) for key, state in states.items() if state]
+        deletes = [key for key, state in states.items() if not state]
+        position.seq += 1
+        batch = DeltaBatch(partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes)
+        sealed = seal(encode_delta(batch), self._config.signing_key)
+        sent = await self._producer.send_and_wait(DELTAS_TOPIC, sealed, partition=partition)
+        position.delta_offset = sent.offset
+        metrics.DELTAS.inc()
+
+    async def _dead_letter(self, tp: TopicPartition, record: object, reason: str) -> None:
+        assert self._producer is not None
+        headers = [
+            ("pz-reason", reason.encode()),
+            ("pz-source-topic", tp.topic.encode()),
+            ("pz-source-partition", str(tp.partition).encode()),
+            ("pz-source-offset", str(record.offset).encode()),  # type: ignore[attr-defined]
+        ]
+        await self._producer.send_and_wait(
+            DLQ_TOPIC, record.value, key=record.key, headers=headers  # type: ignore[attr-defined]
+        )
+        metrics.DEAD_LETTERS.labels(tp.topic).inc()
+        log.warning("record sent to dead-letter topic", extra={"topic": tp.topic, "reason": reason})

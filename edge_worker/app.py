@@ -1,0 +1,138 @@
+"""The edge worker: decide from memory, collect events, proxy the origin, and report on itself."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from edge_worker import metrics
+from edge_worker.collect import collect_endpoint
+from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
+from edge_worker.decide import SLOTS, DecisionSettings, decide
+from edge_worker.delta_sync import DeltaSync
+from edge_worker.event_sink import EventSink
+from edge_worker.identity import CookieSigner, Identity
+from edge_worker.profile_store import ProfileStore
+from edge_worker.proxy import OriginProxy
+from edge_worker.request_metrics import RequestMetrics
+from edge_worker.snapshot_sync import SnapshotSync
+
+log = logging.getLogger("pz.edge")
+MAX_SLOTS = 10
+
+
+def set_identity_cookie(response: Response, request: Request, identity: Identity, cfg: EdgeConfig,
+                        signer: CookieSigner) -> None:
+    if identity.is_new:
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        response.set_cookie(cfg.cookie_name, signer.cookie_value(identity.raw_id), max_age=cfg.cookie_max_age_s,
+                            path="/", httponly=True, samesite="lax", secure=secure)
+
+
+def create_app(config: EdgeConfig | None = None) -> Starlette:
+    cfg = config or EdgeConfig.from_env()
+    signer = CookieSigner(cfg.cookie_secret)
+    settings = DecisionSettings(cfg.view_window_s, cfg.similar_min_views, cfg.recs_limit)
+    pz_js = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
+    pz_js_etag = '"' + hashlib.sha256(pz_js).hexdigest()[:16] + '"'
+    store = ProfileStore(cfg.profile_cache_size)
+    sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
+    snapshots = SnapshotSync(store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s)
+    deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh)
+    proxy = OriginProxy(cfg.origin_url) if cfg.origin_url else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if cfg.cookie_secret == DEV_COOKIE_SECRET.encode():
+            log.warning("using the development cookie secret; set PZ_COOKIE_SECRET in production")
+        snapshots.load_from_disk()
+        await sink.start()
+        await snapshots.start()
+        await deltas.start()
+        log.info("edge started", extra={"port": cfg.port, "origin": cfg.origin_url or None})
+        try:
+            yield
+        finally:
+            await deltas.stop()
+            await snapshots.stop()
+            await sink.stop()
+            if proxy is not None:
+                await proxy.aclose()
+
+    async def decide_endpoint(request: Request) -> Response:
+        requested = request.query_params.get("slots", "hero,recs")
+        slots = [s for s in requested.split(",") if s]
+        unknown = [s for s in slots if s not in SLOTS]
+        if not slots or unknown or len(slots) > MAX_SLOTS:
+            reason = f"unknown slot {unknown[0]!r}" if unknown else f"give 1 to {MAX_SLOTS} of {', '.join(SLOTS)}"
+            return JSONResponse({"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400)
+        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        started = time.perf_counter()
+        profile = store.get(identity.key)
+        decision = decide(profile, store.snapshot, slots, int(time.time()), settings)
+        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+        response = JSONResponse({"slots": decision}, headers={"Cache-Control": "private, no-store"})
+        set_identity_cookie(response, request, identity, cfg, signer)
+        return response
+
+    async def collect(request: Request) -> Response:
+        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        response = await collect_endpoint(request, identity, sink, max_skew_ms=cfg.max_clock_skew_ms,
+                                          partitions=cfg.partitions)
+        set_identity_cookie(response, request, identity, cfg, signer)
+        return response
+
+    async def pz_script(request: Request) -> Response:
+        headers = {"ETag": pz_js_etag, "Cache-Control": "public, max-age=300"}
+        if pz_js_etag in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        return Response(pz_js, media_type="text/javascript", headers=headers)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        snapshot = store.snapshot
+        checks = {"snapshot": snapshot is not None, "broker": sink.connected or deltas.connected}
+        ready = all(checks.values())
+        body = {"ready": ready, "checks": checks, "snapshot_id": snapshot.snapshot_id if snapshot else None,
+                "pending_events": sink.pending}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def origin(request: Request) -> Response:
+        if proxy is None:
+            return JSONResponse({"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"},
+                                status_code=404)
+        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        response = await proxy.forward(request, [])
+        set_identity_cookie(response, request, identity, cfg, signer)
+        return response
+
+    app = Starlette(
+        routes=[
+            Route("/pz/decide", decide_endpoint),
+            Route("/pz/collect", collect, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/pz/pz.js", pz_script),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route("/{path:path}", origin, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.store, app.state.sink, app.state.snapshots, app.state.deltas = store, sink, snapshots, deltas
+    app.add_middleware(RequestMetrics)
+    return app

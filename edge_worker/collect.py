@@ -1,0 +1,74 @@
+"""`POST /pz/collect`: validate one interaction event, stamp it, and queue it for Kafka."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from edge_worker import metrics
+from edge_worker.event_sink import EventSink, OutboundRecord
+from edge_worker.identity import Identity
+from schemas.errors import ValidationError
+from schemas.event_codec import encode_event
+from schemas.events import MAX_BODY_BYTES, parse_browser_event
+from schemas.topics import event_topic, partition_for_key
+
+# sendBeacon sends a string as text/plain; fetch() from pz.js sends application/json.
+_ACCEPTED_TYPES = ("application/json", "text/plain")
+_FIELD_LABELS = frozenset({"body", "type", "ts", "item", "category", "value", "path", "session", "attribution"})
+
+
+def _reject(status: int, error: str, field: str, reason: str, metric_reason: str) -> Response:
+    metrics.EVENTS_REJECTED.labels(metric_reason).inc()
+    return JSONResponse({"error": error, "field": field, "reason": reason}, status_code=status)
+
+
+async def _read_bounded(request: Request) -> bytes | None:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def collect_endpoint(
+    request: Request, identity: Identity, sink: EventSink, *, max_skew_ms: int, partitions: int
+) -> Response:
+    if request.method != "POST":
+        response = _reject(405, "method_not_allowed", "method", "use POST", "method")
+        response.headers["Allow"] = "POST"
+        return response
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _ACCEPTED_TYPES:
+        return _reject(415, "unsupported_media_type", "content-type",
+                       f"expected one of {', '.join(_ACCEPTED_TYPES)}", "content_type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
+    body = await _read_bounded(request)
+    if body is None:
+        return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
+    try:
+        event = parse_browser_event(body, user_key=identity.key, server_ms=int(time.time() * 1000),
+                                    max_skew_ms=max_skew_ms)
+    except ValidationError as exc:
+        top_field = exc.field.split(".")[0]
+        label = top_field if top_field in _FIELD_LABELS else "unknown_field"  # bounded label values
+        return _reject(400, "invalid_event", exc.field, exc.reason, label)
+    record = OutboundRecord(
+        topic=event_topic(event.type),
+        partition=partition_for_key(event.user_key, partitions),
+        key=event.user_key.to_bytes(8, "big"),
+        value=encode_event(event),
+    )
+    if not sink.offer(record):
+        response = _reject(503, "overloaded", "body", "event buffer full; the broker is unreachable", "buffer_full")
+        response.headers["Retry-After"] = "1"
+        return response
+    metrics.EVENTS_ACCEPTED.labels(event.type).inc()
+    return JSONResponse({"accepted": True}, status_code=202)

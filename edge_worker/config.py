@@ -1,0 +1,64 @@
+"""Edge configuration: a frozen value object read from `PZ_*` variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_float, env_int, env_str
+from schemas.signing import SigningKey
+
+DEV_COOKIE_SECRET = "pz-dev-cookie-secret"  # noqa: S105 - documented development default
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    aggregator_url: str = "http://127.0.0.1:8090"
+    partitions: int = 4  # of every event topic and pz.deltas; must match the topics
+    origin_url: str = ""  # empty: no reverse proxy, only the /pz/ API
+    state_dir: Path = Path(".pz/edge")
+    cookie_name: str = "pz_uid"
+    cookie_secret: bytes = DEV_COOKIE_SECRET.encode()
+    cookie_max_age_s: int = 400 * 86_400
+    max_clock_skew_ms: int = 10 * 60 * 1000
+    event_buffer_size: int = 10_000
+    snapshot_poll_s: float = 5.0
+    profile_cache_size: int = 100_000
+    view_window_s: int = 600
+    similar_min_views: int = 3
+    recs_limit: int = 8
+    signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+    fetch_max_wait_ms: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            host=env_str(e, "PZ_EDGE_HOST", d.host),
+            port=env_int(e, "PZ_EDGE_PORT", d.port, maximum=65535),
+            kafka_bootstrap=env_str(e, "PZ_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
+            aggregator_url=env_str(e, "PZ_AGGREGATOR_URL", d.aggregator_url).rstrip("/"),
+            partitions=env_int(e, "PZ_PARTITIONS", d.partitions, minimum=1, maximum=10_000),
+            origin_url=env_str(e, "PZ_ORIGIN_URL", d.origin_url).rstrip("/"),
+            state_dir=Path(env_str(e, "PZ_EDGE_STATE_DIR", str(d.state_dir))),
+            cookie_name=env_str(e, "PZ_COOKIE_NAME", d.cookie_name),
+            cookie_secret=env_str(e, "PZ_COOKIE_SECRET", DEV_COOKIE_SECRET).encode(),
+            max_clock_skew_ms=env_int(e, "PZ_MAX_CLOCK_SKEW_MS", d.max_clock_skew_ms, minimum=1000),
+            event_buffer_size=env_int(e, "PZ_EVENT_BUFFER_SIZE", d.event_buffer_size, minimum=1),
+            snapshot_poll_s=env_float(e, "PZ_SNAPSHOT_POLL_S", d.snapshot_poll_s, minimum=0.05),
+            profile_cache_size=env_int(e, "PZ_PROFILE_CACHE_SIZE", d.profile_cache_size, minimum=1),
+            view_window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.view_window_s, minimum=1),
+            similar_min_views=env_int(e, "PZ_SIMILAR_MIN_VIEWS", d.similar_min_views, minimum=1),
+            recs_limit=env_int(e, "PZ_RECS_LIMIT", d.recs_limit, minimum=1, maximum=100),
+            signing_key=SigningKey(
+                env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
+                env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
+            ),
+            fetch_max_wait_ms=env_int(e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000),
+        )

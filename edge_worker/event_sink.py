@@ -1,0 +1,120 @@
+"""Accepted events wait in a bounded in-memory buffer until Kafka has them.
+
+`offer()` never blocks and never touches the network: the request path only appends. A background
+task writes the buffer's head to Kafka and removes records only once the broker acknowledged them,
+so while the process lives nothing answered with 202 is lost; a broker outage fills the buffer, and
+once it is full `offer()` refuses (the caller answers 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from edge_worker import metrics
+
+log = logging.getLogger("pz.edge.sink")
+_SEND_BATCH = 500
+_RETRY_MAX_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+
+
+class EventSink:
+    def __init__(self, bootstrap: str, capacity: int) -> None:
+        self._bootstrap = bootstrap
+        self._capacity = capacity
+        self._buffer: deque[OutboundRecord] = deque()
+        self._wakeup = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+
+    def offer(self, record: OutboundRecord) -> bool:
+        if len(self._buffer) >= self._capacity:
+            return False
+        self._buffer.append(record)
+        metrics.EVENT_BUFFER.set(len(self._buffer))
+        self._wakeup.set()
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._drain_forever(), name="pz-edge-event-sink")
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        if self._task is not None:
+            try:  # give the buffer a chance to reach the broker before the process ends
+                await asyncio.wait_for(self._until_empty(), timeout=flush_timeout_s)
+            except TimeoutError:
+                log.error("stopping with undelivered events", extra={"pending": len(self._buffer)})
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _until_empty(self) -> None:
+        while self._buffer and self._task is not None and not self._task.done():
+            await asyncio.sleep(0.01)
+
+    async def _connect(self) -> AIOKafkaProducer:
+        backoff_s = 0.05
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap, acks="all", linger_ms=1, request_timeout_ms=5000,
+            )
+            try:
+                await producer.start()
+                return producer
+            except KafkaError as exc:
+                await producer.stop()
+                self.connected = False
+                log.warning("broker unreachable; events stay buffered", extra={"error": str(exc)})
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, _RETRY_MAX_S)
+
+    async def _drain_forever(self) -> None:
+        backoff_s = 0.05
+        while True:
+            if not self._buffer:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            if self._producer is None:
+                self._producer = await self._connect()
+                self.connected = True
+            head = [self._buffer[i] for i in range(min(_SEND_BATCH, len(self._buffer)))]
+            try:
+                futures = [
+                    await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition) for r in head
+                ]
+                await asyncio.gather(*futures)
+            except KafkaError as exc:
+                # Keep the records; resend the whole head (at-least-once: a retry may duplicate).
+                self.connected = False
+                log.warning("producing failed; retrying", extra={"error": str(exc), "pending": len(self._buffer)})
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, _RETRY_MAX_S)
+                continue
+            backoff_s = 0.05
+            self.connected = True
+            for _ in head:
+                self._buffer.popleft()
+            metrics.EVENTS_PRODUCED.inc(len(head))
+            metrics.EVENT_BUFFER.set(len(self._buffer))

@@ -1,0 +1,49 @@
+"""First-party user identity: a random id in a cookie signed by the edge, and its 64-bit key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from schemas.user_key import user_key
+
+_SIG_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    raw_id: str
+    key: int
+    is_new: bool  # the cookie was missing or did not verify: the response must set it
+
+
+class CookieSigner:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, raw_id: str) -> str:
+        mac = hmac.new(self._secret, raw_id.encode(), hashlib.sha256).digest()[:_SIG_BYTES]
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def cookie_value(self, raw_id: str) -> str:
+        return f"{raw_id}.{self._sign(raw_id)}"
+
+    def verify(self, value: str | None) -> str | None:
+        """The raw id of a well-signed cookie value, else None (tampered, truncated, foreign)."""
+        if not value or len(value) > 128:
+            return None
+        raw_id, _, signature = value.rpartition(".")
+        if not raw_id or not hmac.compare_digest(signature, self._sign(raw_id)):
+            return None
+        return raw_id
+
+    def identify(self, cookie_value: str | None) -> Identity:
+        raw_id = self.verify(cookie_value)
+        is_new = raw_id is None
+        if raw_id is None:
+            raw_id = secrets.token_urlsafe(16)
+        # The user key is keyed with the same secret: ids cannot be mapped to keys from outside.
+        return Identity(raw_id=raw_id, key=user_key(raw_id, self._secret), is_new=is_new)

@@ -1,0 +1,144 @@
+"""The `pz` command: `pz up` runs the local stack; `pz bench SCENARIO` measures it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from pz.local_stack import LocalStack, stack_options_from_env
+from pz.processes import StackError
+from schemas.settings import ConfigError
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return value
+
+
+def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = sub.add_parser(
+        "up",
+        help="run the whole system locally",
+        description=(
+            "Start, on loopback, a Kafka-protocol broker (tansu) and a Redis server (valkey) on free ports "
+            "unless PZ_KAFKA_BOOTSTRAP / PZ_REDIS_URL point at running ones; create the topics; start the "
+            "aggregator, an edge worker and the demo shop behind it. Prints the URLs; Ctrl-C or SIGTERM "
+            "stops exactly what was started."
+        ),
+    )
+    up.add_argument("--edge-port", type=_port, default=8080, help="edge worker port (default 8080; 0 = any free)")
+    up.add_argument("--shop-port", type=_port, default=8081, help="demo shop (origin) port (default 8081; 0 = any)")
+    up.add_argument("--aggregator-port", type=_port, default=8090,
+                    help="aggregator HTTP port (default 8090; 0 = any free)")
+    up.add_argument("--partitions", type=_positive_int, default=4, help="partitions per topic (default 4)")
+    up.add_argument("--state-dir", type=Path, default=Path(".pz"),
+                    help="where logs, snapshots and service state go (default ./.pz)")
+    up.add_argument("--snapshot-interval", type=_positive_float, default=5.0,
+                    help="seconds between snapshot builds (default 5)")
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="run a benchmark scenario",
+                           description="Run a benchmark scenario; prints a table, and JSON with --json.")
+    bench.add_argument("scenario", choices=["skeleton"], help="skeleton: event -> edge decision freshness")
+    bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
+    bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
+    bench.add_argument("--rate", type=_positive_float, default=300.0, help="events per second offered (default 300)")
+    bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    options = stack_options_from_env(
+        edge_port=args.edge_port, shop_port=args.shop_port, aggregator_port=args.aggregator_port,
+        partitions=args.partitions, state_dir=args.state_dir, snapshot_interval_s=args.snapshot_interval,
+    )
+    stack = LocalStack(options)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print("pz: starting the local stack…", flush=True)
+    try:
+        stack.up()
+    except StackError as exc:
+        print(f"pz up: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"pz is up.\n"
+        f"  shop (through the edge)  {stack.edge_url}/\n"
+        f"  decision API             {stack.edge_url}/pz/decide?slots=hero,recs\n"
+        f"  edge metrics / health    {stack.edge_url}/metrics  {stack.edge_url}/readyz\n"
+        f"  aggregator               {stack.aggregator_url}/readyz\n"
+        f"  demo shop (origin)       {stack.shop_url}/\n"
+        f"  Kafka                    {stack.kafka_bootstrap}\n"
+        f"  Redis                    {stack.redis_url}\n"
+        f"  logs                     {options.state_dir / 'logs'}/\n"
+        f"Press Ctrl-C to stop.",
+        flush=True,
+    )
+    while not stopping.wait(0.5):
+        dead = [name for name, p in stack.processes.items() if not p.alive()]
+        if dead:
+            print(f"pz up: {', '.join(dead)} exited; stopping (see {options.state_dir / 'logs'}/)", file=sys.stderr)
+            stack.down()
+            return 1
+    print("pz: stopping…", flush=True)
+    stack.down()
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from benchmarks.skeleton import run_skeleton
+
+    return run_skeleton(rate=args.rate, duration_s=args.duration, quick=args.quick, json_path=args.json_path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pz", description="pz: real-time personalization at the edge.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_up(sub)
+    _add_bench(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            return run_up(args)
+        return run_bench(args)
+    except (StackError, ConfigError) as exc:
+        print(f"pz {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The demo shop: the origin behind the edge in `pz up`, the demo, and the tests."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from pz.demo_shop import catalog, pages
+
+_CART_COOKIE = "shop_cart"
+_CART_MAX = 50
+
+
+def _cart(request: Request) -> list[str]:
+    ids = request.cookies.get(_CART_COOKIE, "").split(",")
+    known = catalog.by_id()
+    return [i for i in ids if i in known][:_CART_MAX]
+
+
+async def home(request: Request) -> Response:
+    return HTMLResponse(pages.home_page([catalog.in_category(c)[0] for c in catalog.CATEGORIES]))
+
+
+async def category(request: Request) -> Response:
+    name = request.path_params["name"]
+    if name not in catalog.CATEGORIES:
+        return HTMLResponse(pages.not_found_page(), status_code=404)
+    return HTMLResponse(pages.category_page(name, catalog.in_category(name)))
+
+
+async def product(request: Request) -> Response:
+    found = catalog.by_id().get(request.path_params["id"])
+    if found is None:
+        return HTMLResponse(pages.not_found_page(), status_code=404)
+    return HTMLResponse(pages.product_page(found))
+
+
+async def image(request: Request) -> Response:
+    found = catalog.by_id().get(request.path_params["id"])
+    if found is None:
+        return Response(status_code=404)
+    return Response(catalog.svg(found), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def cart(request: Request) -> Response:
+    known = catalog.by_id()
+    return HTMLResponse(pages.cart_page([known[i] for i in _cart(request)]))
+
+
+async def cart_add(request: Request) -> Response:
+    body = await request.body()
+    if len(body) > 1024:
+        return JSONResponse({"error": "invalid_request", "field": "body", "reason": "too large"}, status_code=400)
+    item = parse_qs(body.decode(errors="replace")).get("item", [""])[0]
+    if item not in catalog.by_id():
+        return JSONResponse({"error": "invalid_request", "field": "item", "reason": "unknown product"}, status_code=400)
+    response = RedirectResponse("/cart", status_code=303)
+    response.set_cookie(_CART_COOKIE, ",".join([*_cart(request), item][-_CART_MAX:]), httponly=True, samesite="lax")
+    return response
+
+
+async def products_json(request: Request) -> Response:
+    return JSONResponse([
+        {"id": p.id, "name": p.name, "category": p.category, "price_cents": p.price_cents} for p in catalog.products()
+    ])
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app() -> Starlette:
+    return Starlette(routes=[
+        Route("/", home),
+        Route("/category/{name}", category),
+        Route("/product/{id}", product),
+        Route("/img/{id}.svg", image),
+        Route("/cart", cart),
+        Route("/cart/add", cart_add, methods=["POST"]),
+        Route("/products.json", products_json),
+        Route("/shop/healthz", healthz),
+    ])
