@@ -12,8 +12,9 @@ from schemas.logs import configure_json_logging
 def main() -> None:
     configure_json_logging("aggregator")
     config = AggregatorConfig.from_env()
-    uvicorn.run(create_app(config), host=config.http_host, port=config.http_port, log_config=None,
-                access_log=False)
+    uvicorn.run(
+        create_app(config), host=config.http_host, port=config.http_port, log_config=None, access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -61,13 +61,19 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        checks = {"pipeline": request.app.state.pipeline.running, "assigned": request.app.state.pipeline.assigned}
+        checks = {
+            "pipeline": request.app.state.pipeline.running,
+            "assigned": request.app.state.pipeline.assigned,
+        }
         try:
             checks["redis"] = bool(await request.app.state.redis.ping())
         except redis.RedisError:
             checks["redis"] = False
         checks["snapshot"] = request.app.state.snapshots.latest is not None
-        return JSONResponse({"ready": all(checks.values()), "checks": checks}, status_code=200 if all(checks.values()) else 503)
+        return JSONResponse(
+            {"ready": all(checks.values()), "checks": checks},
+            status_code=200 if all(checks.values()) else 503,
+        )
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -84,8 +90,10 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
     async def build_snapshot(request: Request) -> Response:
         supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not cfg.admin_token or not hmac.compare_digest(supplied, cfg.admin_token):
-            return JSONResponse({"error": "unauthorized", "field": "Authorization", "reason": "admin token required"},
-                                status_code=401)
+            return JSONResponse(
+                {"error": "unauthorized", "field": "Authorization", "reason": "admin token required"},
+                status_code=401,
+            )
         built = await request.app.state.snapshots.build()
         return JSONResponse({"snapshot_id": built.snapshot_id, "users": built.users, "etag": built.etag})
 

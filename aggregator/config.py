@@ -41,13 +41,19 @@ class AggregatorConfig:
             http_host=env_str(e, "PZ_AGGREGATOR_HOST", d.http_host),
             http_port=env_int(e, "PZ_AGGREGATOR_PORT", d.http_port, maximum=65535),
             window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.window_s, minimum=1),
-            max_times_per_item=env_int(e, "PZ_MAX_TIMES_PER_ITEM", d.max_times_per_item, minimum=1, maximum=255),
-            max_items_per_user=env_int(e, "PZ_MAX_ITEMS_PER_USER", d.max_items_per_user, minimum=1, maximum=1024),
+            max_times_per_item=env_int(
+                e, "PZ_MAX_TIMES_PER_ITEM", d.max_times_per_item, minimum=1, maximum=255
+            ),
+            max_items_per_user=env_int(
+                e, "PZ_MAX_ITEMS_PER_USER", d.max_items_per_user, minimum=1, maximum=1024
+            ),
             user_ttl_s=env_int(e, "PZ_USER_TTL_S", d.user_ttl_s, minimum=60),
             popular_limit=env_int(e, "PZ_POPULAR_LIMIT", d.popular_limit, minimum=1, maximum=1000),
             snapshot_interval_s=env_float(e, "PZ_SNAPSHOT_INTERVAL_S", d.snapshot_interval_s, minimum=0.1),
             snapshot_dir=Path(env_str(e, "PZ_AGGREGATOR_STATE_DIR", str(d.snapshot_dir))),
-            fetch_max_wait_ms=env_int(e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000),
+            fetch_max_wait_ms=env_int(
+                e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
+            ),
             session_timeout_ms=env_int(e, "PZ_SESSION_TIMEOUT_MS", d.session_timeout_ms, minimum=1000),
             signing_key=SigningKey(
                 env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),

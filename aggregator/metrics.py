@@ -8,7 +8,8 @@ EVENTS = Counter("pz_aggregator_events_total", "Events consumed and applied", ["
 DEAD_LETTERS = Counter("pz_aggregator_dead_letters_total", "Records sent to the dead-letter topic", ["topic"])
 DELTAS = Counter("pz_aggregator_deltas_total", "Delta batches published")
 BATCH_SECONDS = Histogram(
-    "pz_aggregator_batch_seconds", "Time to process one consumed batch",
+    "pz_aggregator_batch_seconds",
+    "Time to process one consumed batch",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 SNAPSHOT_SECONDS = Histogram("pz_aggregator_snapshot_build_seconds", "Time to build and sign a snapshot")

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -55,7 +56,9 @@ class Pipeline:
         self.assigned = False
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._config.kafka_bootstrap, acks="all", linger_ms=0)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._config.kafka_bootstrap, acks="all", linger_ms=0
+        )
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._config.kafka_bootstrap,
@@ -116,7 +119,7 @@ class Pipeline:
             if not batch:
                 continue
             started = time.perf_counter()
-            by_partition: dict[int, list[tuple[TopicPartition, list[object]]]] = defaultdict(list)
+            by_partition: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
             for tp, records in batch.items():
                 by_partition[tp.partition].append((tp, records))
             for partition, parts in by_partition.items():
@@ -124,7 +127,7 @@ class Pipeline:
                     await self._process_partition(partition, parts)
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[object]]]) -> None:
+    async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self._producer is not None
         current = self._positions[partition]
         position = PartitionPosition(dict(current.offsets), current.seq, current.delta_offset)
@@ -134,14 +137,14 @@ class Pipeline:
         for tp, records in parts:
             for record in records:
                 try:
-                    event = decode_event(record.value)  # type: ignore[attr-defined]
+                    event = decode_event(record.value)
                 except DecodeError as exc:
                     dead_letters.append(self._dead_letter(tp, record, str(exc)))
                 else:
                     events_by_user[event.user_key].append(event)
                     watermark_s = max(watermark_s, event.client_ms // 1000)
                     metrics.EVENTS.labels(tp.topic).inc()
-                position.offsets[tp.topic] = record.offset + 1  # type: ignore[attr-defined]
+                position.offsets[tp.topic] = record.offset + 1
         self._watermarks_s[partition] = watermark_s
         if dead_letters:
             await asyncio.gather(*dead_letters)
@@ -163,28 +166,35 @@ class Pipeline:
         await self._store.commit(PartitionCommit(partition, states, item_views, item_categories, position))
         self._positions[partition] = position
 
-    async def _publish_delta(self, partition: int, position: PartitionPosition, states: dict[int, UserViews]) -> None:
+    async def _publish_delta(
+        self, partition: int, position: PartitionPosition, states: dict[int, UserViews]
+    ) -> None:
         assert self._producer is not None
         now_ms = int(time.time() * 1000)
         upserts = [to_profile(key, state, now_ms) for key, state in states.items() if state]
         deletes = [key for key, state in states.items() if not state]
         position.seq += 1
-        batch = DeltaBatch(partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes)
+        batch = DeltaBatch(
+            partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes
+        )
         sealed = seal(encode_delta(batch), self._config.signing_key)
         sent = await self._producer.send_and_wait(DELTAS_TOPIC, sealed, partition=partition)
         position.delta_offset = sent.offset
         metrics.DELTAS.inc()
 
-    async def _dead_letter(self, tp: TopicPartition, record: object, reason: str) -> None:
+    async def _dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:
         assert self._producer is not None
         headers = [
             ("pz-reason", reason.encode()),
             ("pz-source-topic", tp.topic.encode()),
             ("pz-source-partition", str(tp.partition).encode()),
-            ("pz-source-offset", str(record.offset).encode()),  # type: ignore[attr-defined]
+            ("pz-source-offset", str(record.offset).encode()),
         ]
         await self._producer.send_and_wait(
-            DLQ_TOPIC, record.value, key=record.key, headers=headers  # type: ignore[attr-defined]
+            DLQ_TOPIC,
+            record.value,
+            key=record.key,
+            headers=headers,
         )
         metrics.DEAD_LETTERS.labels(tp.topic).inc()
         log.warning("record sent to dead-letter topic", extra={"topic": tp.topic, "reason": reason})

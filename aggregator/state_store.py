@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis.asyncio as redis
+from redis.typing import EncodableT, FieldT
 
 from aggregator.view_window import UserViews, dump_state, load_state
+
+_Mapping = Mapping[FieldT, EncodableT]
 
 
 def _tag(partition: int) -> str:
@@ -46,7 +50,7 @@ class StateStore:
         self._user_ttl_s = user_ttl_s
 
     async def load_position(self, partition: int) -> PartitionPosition:
-        raw: dict[bytes, bytes] = await self._redis.hgetall(f"{_tag(partition)}:pos")  # type: ignore[misc]
+        raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{_tag(partition)}:pos"))
         position = PartitionPosition()
         for name, value in raw.items():
             text = name.decode()
@@ -62,7 +66,7 @@ class StateStore:
         keys = list(user_keys)
         if not keys:
             return {}
-        raw = await self._redis.mget([user_state_key(partition, k) for k in keys])
+        raw = cast(list[bytes | None], await self._redis.mget([user_state_key(partition, k) for k in keys]))
         return {k: load_state(v) for k, v in zip(keys, raw, strict=True)}
 
     async def commit(self, batch: PartitionCommit) -> None:
@@ -78,32 +82,37 @@ class StateStore:
         for item, count in batch.item_views.items():
             pipe.zincrby(f"{tag}:pop", count, item)
         if batch.item_categories:
-            pipe.hset(f"{tag}:cat", mapping=dict(batch.item_categories))
+            pipe.hset(f"{tag}:cat", mapping=cast(_Mapping, dict(batch.item_categories)))
         position: dict[str, int] = {f"off:{t}": o for t, o in batch.position.offsets.items()}
         position["seq"] = batch.position.seq
         position["delta_offset"] = batch.position.delta_offset
-        pipe.hset(f"{tag}:pos", mapping=position)  # type: ignore[arg-type]
+        pipe.hset(f"{tag}:pos", mapping=cast(_Mapping, position))
         await pipe.execute()
 
     async def scan_users(self, partition: int) -> dict[int, UserViews]:
         prefix = f"{_tag(partition)}:u:"
         users: dict[int, UserViews] = {}
         keys: list[bytes] = []
-        async for key in self._redis.scan_iter(match=prefix.replace("{", "\\{").replace("}", "\\}") + "*",
-                                                count=1000):
+        async for key in self._redis.scan_iter(
+            match=prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=1000
+        ):
             keys.append(key)
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
-            for key, raw in zip(chunk, await self._redis.mget(chunk), strict=True):
+            values = cast(list[bytes | None], await self._redis.mget(chunk))
+            for key, raw in zip(chunk, values, strict=True):
                 if raw is not None:
-                    users[int(key.decode()[len(prefix):])] = load_state(raw)
+                    users[int(key.decode()[len(prefix) :])] = load_state(raw)
         return users
 
     async def popularity(self, partition: int, limit: int) -> tuple[list[tuple[str, float]], dict[str, str]]:
         tag = _tag(partition)
-        top: list[tuple[bytes, float]] = await self._redis.zrevrange(f"{tag}:pop", 0, limit * 20, withscores=True)
-        categories: list[bytes | None] = (
-            await self._redis.hmget(f"{tag}:cat", [item for item, _ in top]) if top else []  # type: ignore[misc]
+        top = cast(
+            list[tuple[bytes, float]],
+            await self._redis.zrevrange(f"{tag}:pop", 0, limit * 20, withscores=True),
         )
+        categories: list[bytes | None] = []
+        if top:
+            categories = cast(list[bytes | None], await self._redis.hmget(f"{tag}:cat", [i for i, _ in top]))
         names = {item.decode(): (c or b"").decode() for (item, _), c in zip(top, categories, strict=True)}
         return [(item.decode(), score) for item, score in top], names

@@ -31,12 +31,20 @@ log = logging.getLogger("pz.edge")
 MAX_SLOTS = 10
 
 
-def set_identity_cookie(response: Response, request: Request, identity: Identity, cfg: EdgeConfig,
-                        signer: CookieSigner) -> None:
+def set_identity_cookie(
+    response: Response, request: Request, identity: Identity, cfg: EdgeConfig, signer: CookieSigner
+) -> None:
     if identity.is_new:
         secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-        response.set_cookie(cfg.cookie_name, signer.cookie_value(identity.raw_id), max_age=cfg.cookie_max_age_s,
-                            path="/", httponly=True, samesite="lax", secure=secure)
+        response.set_cookie(
+            cfg.cookie_name,
+            signer.cookie_value(identity.raw_id),
+            max_age=cfg.cookie_max_age_s,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+        )
 
 
 def create_app(config: EdgeConfig | None = None) -> Starlette:
@@ -48,7 +56,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     store = ProfileStore(cfg.profile_cache_size)
     sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
     snapshots = SnapshotSync(store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s)
-    deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh)
+    deltas = DeltaSync(
+        store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh
+    )
     proxy = OriginProxy(cfg.origin_url) if cfg.origin_url else None
 
     @contextlib.asynccontextmanager
@@ -74,8 +84,12 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         slots = [s for s in requested.split(",") if s]
         unknown = [s for s in slots if s not in SLOTS]
         if not slots or unknown or len(slots) > MAX_SLOTS:
-            reason = f"unknown slot {unknown[0]!r}" if unknown else f"give 1 to {MAX_SLOTS} of {', '.join(SLOTS)}"
-            return JSONResponse({"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400)
+            reason = (
+                f"unknown slot {unknown[0]!r}" if unknown else f"give 1 to {MAX_SLOTS} of {', '.join(SLOTS)}"
+            )
+            return JSONResponse(
+                {"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400
+            )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         started = time.perf_counter()
         profile = store.get(identity.key)
@@ -87,8 +101,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
 
     async def collect(request: Request) -> Response:
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
-        response = await collect_endpoint(request, identity, sink, max_skew_ms=cfg.max_clock_skew_ms,
-                                          partitions=cfg.partitions)
+        response = await collect_endpoint(
+            request, identity, sink, max_skew_ms=cfg.max_clock_skew_ms, partitions=cfg.partitions
+        )
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 
@@ -105,8 +120,12 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         snapshot = store.snapshot
         checks = {"snapshot": snapshot is not None, "broker": sink.connected or deltas.connected}
         ready = all(checks.values())
-        body = {"ready": ready, "checks": checks, "snapshot_id": snapshot.snapshot_id if snapshot else None,
-                "pending_events": sink.pending}
+        body = {
+            "ready": ready,
+            "checks": checks,
+            "snapshot_id": snapshot.snapshot_id if snapshot else None,
+            "pending_events": sink.pending,
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -114,8 +133,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
 
     async def origin(request: Request) -> Response:
         if proxy is None:
-            return JSONResponse({"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"},
-                                status_code=404)
+            return JSONResponse(
+                {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
+            )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         response = await proxy.forward(request, [])
         set_identity_cookie(response, request, identity, cfg, signer)
@@ -129,7 +149,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            Route("/{path:path}", origin, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+            Route(
+                "/{path:path}", origin, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+            ),
         ],
         lifespan=lifespan,
     )

@@ -17,7 +17,9 @@ from schemas.topics import event_topic, partition_for_key
 
 # sendBeacon sends a string as text/plain; fetch() from pz.js sends application/json.
 _ACCEPTED_TYPES = ("application/json", "text/plain")
-_FIELD_LABELS = frozenset({"body", "type", "ts", "item", "category", "value", "path", "session", "attribution"})
+_FIELD_LABELS = frozenset(
+    {"body", "type", "ts", "item", "category", "value", "path", "session", "attribution"}
+)
 
 
 def _reject(status: int, error: str, field: str, reason: str, metric_reason: str) -> Response:
@@ -45,8 +47,13 @@ async def collect_endpoint(
         return response
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _ACCEPTED_TYPES:
-        return _reject(415, "unsupported_media_type", "content-type",
-                       f"expected one of {', '.join(_ACCEPTED_TYPES)}", "content_type")
+        return _reject(
+            415,
+            "unsupported_media_type",
+            "content-type",
+            f"expected one of {', '.join(_ACCEPTED_TYPES)}",
+            "content_type",
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
@@ -54,8 +61,9 @@ async def collect_endpoint(
     if body is None:
         return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
     try:
-        event = parse_browser_event(body, user_key=identity.key, server_ms=int(time.time() * 1000),
-                                    max_skew_ms=max_skew_ms)
+        event = parse_browser_event(
+            body, user_key=identity.key, server_ms=int(time.time() * 1000), max_skew_ms=max_skew_ms
+        )
     except ValidationError as exc:
         top_field = exc.field.split(".")[0]
         label = top_field if top_field in _FIELD_LABELS else "unknown_field"  # bounded label values
@@ -67,7 +75,9 @@ async def collect_endpoint(
         value=encode_event(event),
     )
     if not sink.offer(record):
-        response = _reject(503, "overloaded", "body", "event buffer full; the broker is unreachable", "buffer_full")
+        response = _reject(
+            503, "overloaded", "body", "event buffer full; the broker is unreachable", "buffer_full"
+        )
         response.headers["Retry-After"] = "1"
         return response
     metrics.EVENTS_ACCEPTED.labels(event.type).inc()

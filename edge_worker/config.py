@@ -60,5 +60,7 @@ class EdgeConfig:
                 env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
                 env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
             ),
-            fetch_max_wait_ms=env_int(e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000),
+            fetch_max_wait_ms=env_int(
+                e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
+            ),
         )

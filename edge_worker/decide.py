@@ -67,7 +67,9 @@ def decide(
                 # the category's most popular first, then the overall ones so the strip is never short
                 items = _pick(by_category, focus.item, settings.recs_limit, popular)
                 decision[slot] = {
-                    "rule": "similar_to_recent", "based_on": focus.item, "category": focus.category,
+                    "rule": "similar_to_recent",
+                    "based_on": focus.item,
+                    "category": focus.category,
                     "items": [{"id": i} for i in items],
                 }
             else:
@@ -75,9 +77,14 @@ def decide(
                 decision[slot] = {"rule": "popular", "items": [{"id": i} for i in items]}
         elif slot == "hero":
             if focus is not None:
-                fragment = f'<p class="pz-hero">Still thinking about <b>{html.escape(focus.item)}</b>? ' \
-                           f"Here is more like it.</p>"
+                fragment = (
+                    f'<p class="pz-hero">Still thinking about <b>{html.escape(focus.item)}</b>? '
+                    f"Here is more like it.</p>"
+                )
                 decision[slot] = {"rule": "similar_to_recent", "html": fragment}
             else:
-                decision[slot] = {"rule": "default", "html": '<p class="pz-hero">Welcome! Have a look around.</p>'}
+                decision[slot] = {
+                    "rule": "default",
+                    "html": '<p class="pz-hero">Welcome! Have a look around.</p>',
+                }
     return decision

@@ -112,7 +112,9 @@ class DeltaSync:
         metrics.DELTAS_APPLIED.inc()
         metrics.DELTA_LAG_SECONDS.set(max(0.0, time.time() - batch.created_ms / 1000))
         if outcome is DeltaOutcome.GAP:
-            log.warning("delta sequence gap; resynchronising from a snapshot",
-                        extra={"partition": batch.partition, "seq": batch.seq})
+            log.warning(
+                "delta sequence gap; resynchronising from a snapshot",
+                extra={"partition": batch.partition, "seq": batch.seq},
+            )
             self._on_gap()
         return outcome

@@ -37,6 +37,7 @@ class EventSink:
         self._capacity = capacity
         self._buffer: deque[OutboundRecord] = deque()
         self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = False
@@ -71,14 +72,18 @@ class EventSink:
             await self._producer.stop()
 
     async def _until_empty(self) -> None:
-        while self._buffer and self._task is not None and not self._task.done():
-            await asyncio.sleep(0.01)
+        if self._buffer and self._task is not None and not self._task.done():
+            self._drained.clear()
+            await self._drained.wait()
 
     async def _connect(self) -> AIOKafkaProducer:
         backoff_s = 0.05
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap, acks="all", linger_ms=1, request_timeout_ms=5000,
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                linger_ms=1,
+                request_timeout_ms=5000,
             )
             try:
                 await producer.start()
@@ -94,6 +99,7 @@ class EventSink:
         backoff_s = 0.05
         while True:
             if not self._buffer:
+                self._drained.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
             if self._producer is None:
@@ -102,13 +108,16 @@ class EventSink:
             head = [self._buffer[i] for i in range(min(_SEND_BATCH, len(self._buffer)))]
             try:
                 futures = [
-                    await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition) for r in head
+                    await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition)
+                    for r in head
                 ]
                 await asyncio.gather(*futures)
             except KafkaError as exc:
                 # Keep the records; resend the whole head (at-least-once: a retry may duplicate).
                 self.connected = False
-                log.warning("producing failed; retrying", extra={"error": str(exc), "pending": len(self._buffer)})
+                log.warning(
+                    "producing failed; retrying", extra={"error": str(exc), "pending": len(self._buffer)}
+                )
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, _RETRY_MAX_S)
                 continue

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("pz_edge_requests_total", "HTTP requests served", ["route", "status"])
 DECISION_SECONDS = Histogram(
-    "pz_edge_decision_seconds", "In-process decision time for one request (all slots)",
+    "pz_edge_decision_seconds",
+    "In-process decision time for one request (all slots)",
     buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
 )
 EVENTS_ACCEPTED = Counter("pz_edge_events_accepted_total", "Events accepted at /pz/collect", ["type"])

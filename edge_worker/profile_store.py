@@ -34,7 +34,7 @@ class ProfileStore:
         self._snapshot: SnapshotReader | None = None
         self._overlay: dict[int, _OverlayEntry] = {}
         self._applied_seq: dict[int, int] = {}
-        self._cache: LRU = LRU(cache_size)
+        self._cache: LRU[int, Profile | None] = LRU(cache_size)
 
     @property
     def snapshot(self) -> SnapshotReader | None:
@@ -50,8 +50,10 @@ class ProfileStore:
                 self._applied_seq[partition] = position.seq
         # Overlay entries the snapshot already covers are dropped; newer ones stay in front of it.
         self._overlay = {
-            key: entry for key, entry in self._overlay.items()
-            if entry.partition not in snapshot.positions or entry.seq > snapshot.positions[entry.partition].seq
+            key: entry
+            for key, entry in self._overlay.items()
+            if entry.partition not in snapshot.positions
+            or entry.seq > snapshot.positions[entry.partition].seq
         }
         self._snapshot = snapshot
         self._cache.clear()
@@ -73,12 +75,8 @@ class ProfileStore:
         entry = self._overlay.get(key)
         if entry is not None:
             return entry.profile
-        cached = self._cache.get(key, _MISSING)
-        if cached is not _MISSING:
-            return cached  # type: ignore[no-any-return]
+        if key in self._cache:
+            return self._cache[key]
         profile = self._snapshot.find_user(key) if self._snapshot is not None else None
         self._cache[key] = profile
         return profile
-
-
-_MISSING = object()

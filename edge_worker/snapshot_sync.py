@@ -114,9 +114,8 @@ class SnapshotSync:
         with open(self._path, "rb") as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            reader = SnapshotReader(open_sealed(mapped, self._keys))
+            reader = SnapshotReader(open_sealed(memoryview(mapped), self._keys))
         except SchemaError as exc:
-            mapped.close()
             metrics.SNAPSHOT_REJECTED.labels(type(exc).__name__).inc()
             raise
         # The previous mapping stays open: requests in flight may still read from it. Its pages go
@@ -124,6 +123,8 @@ class SnapshotSync:
         self._mapped = mapped
         self._store.install_snapshot(reader)
         metrics.SNAPSHOT_LOADS.labels(source).inc()
-        log.info("snapshot installed", extra={"snapshot_id": reader.snapshot_id, "users": reader.user_count,
-                                              "source": source})
+        log.info(
+            "snapshot installed",
+            extra={"snapshot_id": reader.snapshot_id, "users": reader.user_count, "source": source},
+        )
         self._on_installed(reader)

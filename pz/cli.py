@@ -55,31 +55,56 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "stops exactly what was started."
         ),
     )
-    up.add_argument("--edge-port", type=_port, default=8080, help="edge worker port (default 8080; 0 = any free)")
-    up.add_argument("--shop-port", type=_port, default=8081, help="demo shop (origin) port (default 8081; 0 = any)")
-    up.add_argument("--aggregator-port", type=_port, default=8090,
-                    help="aggregator HTTP port (default 8090; 0 = any free)")
+    up.add_argument(
+        "--edge-port", type=_port, default=8080, help="edge worker port (default 8080; 0 = any free)"
+    )
+    up.add_argument(
+        "--shop-port", type=_port, default=8081, help="demo shop (origin) port (default 8081; 0 = any)"
+    )
+    up.add_argument(
+        "--aggregator-port",
+        type=_port,
+        default=8090,
+        help="aggregator HTTP port (default 8090; 0 = any free)",
+    )
     up.add_argument("--partitions", type=_positive_int, default=4, help="partitions per topic (default 4)")
-    up.add_argument("--state-dir", type=Path, default=Path(".pz"),
-                    help="where logs, snapshots and service state go (default ./.pz)")
-    up.add_argument("--snapshot-interval", type=_positive_float, default=5.0,
-                    help="seconds between snapshot builds (default 5)")
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".pz"),
+        help="where logs, snapshots and service state go (default ./.pz)",
+    )
+    up.add_argument(
+        "--snapshot-interval",
+        type=_positive_float,
+        default=5.0,
+        help="seconds between snapshot builds (default 5)",
+    )
 
 
 def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = sub.add_parser("bench", help="run a benchmark scenario",
-                           description="Run a benchmark scenario; prints a table, and JSON with --json.")
+    bench = sub.add_parser(
+        "bench",
+        help="run a benchmark scenario",
+        description="Run a benchmark scenario; prints a table, and JSON with --json.",
+    )
     bench.add_argument("scenario", choices=["skeleton"], help="skeleton: event -> edge decision freshness")
     bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
     bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
-    bench.add_argument("--rate", type=_positive_float, default=300.0, help="events per second offered (default 300)")
+    bench.add_argument(
+        "--rate", type=_positive_float, default=300.0, help="events per second offered (default 300)"
+    )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
 
 
 def run_up(args: argparse.Namespace) -> int:
     options = stack_options_from_env(
-        edge_port=args.edge_port, shop_port=args.shop_port, aggregator_port=args.aggregator_port,
-        partitions=args.partitions, state_dir=args.state_dir, snapshot_interval_s=args.snapshot_interval,
+        edge_port=args.edge_port,
+        shop_port=args.shop_port,
+        aggregator_port=args.aggregator_port,
+        partitions=args.partitions,
+        state_dir=args.state_dir,
+        snapshot_interval_s=args.snapshot_interval,
     )
     stack = LocalStack(options)
     stopping = threading.Event()
@@ -111,7 +136,10 @@ def run_up(args: argparse.Namespace) -> int:
     while not stopping.wait(0.5):
         dead = [name for name, p in stack.processes.items() if not p.alive()]
         if dead:
-            print(f"pz up: {', '.join(dead)} exited; stopping (see {options.state_dir / 'logs'}/)", file=sys.stderr)
+            print(
+                f"pz up: {', '.join(dead)} exited; stopping (see {options.state_dir / 'logs'}/)",
+                file=sys.stderr,
+            )
             stack.down()
             return 1
     print("pz: stopping…", flush=True)

@@ -44,8 +44,9 @@ def valkey_binary() -> str:
 def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
-    process = spawn("broker", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-                    log_dir)
+    process = spawn(
+        "broker", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url], log_dir
+    )
     wait_for_tcp(process, port)
     return process, f"127.0.0.1:{port}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
@@ -43,7 +44,9 @@ class LocalStack:
         for name, port in wanted.items():
             if port and not port_is_free(port):
                 flag = f"--{name}-port"
-                raise StackError(f"port {port} ({name}) is already in use: stop what uses it, or pass {flag} PORT")
+                raise StackError(
+                    f"port {port} ({name}) is already in use: stop what uses it, or pass {flag} PORT"
+                )
             ports[name] = port or free_port()
         return ports
 
@@ -87,17 +90,31 @@ class LocalStack:
         if opts.with_shop:
             self.shop_url = f"http://127.0.0.1:{ports['shop']}"
             self.processes["shop"] = spawn(
-                "shop", [sys.executable, "-m", "pz.demo_shop", "--port", str(ports["shop"])], logs)
+                "shop", [sys.executable, "-m", "pz.demo_shop", "--port", str(ports["shop"])], logs
+            )
             wait_for_http(self.processes["shop"], f"{self.shop_url}/shop/healthz")
-        self.processes["aggregator"] = spawn("aggregator", [sys.executable, "-m", "aggregator"], logs, {
-            **env, "PZ_AGGREGATOR_PORT": str(ports["aggregator"]),
-            "PZ_AGGREGATOR_STATE_DIR": str(opts.state_dir / "aggregator"),
-        })
+        self.processes["aggregator"] = spawn(
+            "aggregator",
+            [sys.executable, "-m", "aggregator"],
+            logs,
+            {
+                **env,
+                "PZ_AGGREGATOR_PORT": str(ports["aggregator"]),
+                "PZ_AGGREGATOR_STATE_DIR": str(opts.state_dir / "aggregator"),
+            },
+        )
         wait_for_http(self.processes["aggregator"], f"{self.aggregator_url}/readyz", timeout_s=60)
-        self.processes["edge"] = spawn("edge", [sys.executable, "-m", "edge_worker"], logs, {
-            **env, "PZ_EDGE_PORT": str(ports["edge"]), "PZ_ORIGIN_URL": self.shop_url,
-            "PZ_EDGE_STATE_DIR": str(opts.state_dir / "edge"),
-        })
+        self.processes["edge"] = spawn(
+            "edge",
+            [sys.executable, "-m", "edge_worker"],
+            logs,
+            {
+                **env,
+                "PZ_EDGE_PORT": str(ports["edge"]),
+                "PZ_ORIGIN_URL": self.shop_url,
+                "PZ_EDGE_STATE_DIR": str(opts.state_dir / "edge"),
+            },
+        )
         wait_for_http(self.processes["edge"], f"{self.edge_url}/readyz", timeout_s=60)
 
     def down(self) -> None:
@@ -116,6 +133,8 @@ class LocalStack:
 
 def stack_options_from_env(**overrides: object) -> StackOptions:
     """Options honouring PZ_KAFKA_BOOTSTRAP / PZ_REDIS_URL: set, they replace the embedded services."""
-    base = StackOptions(kafka_bootstrap=os.environ.get("PZ_KAFKA_BOOTSTRAP") or None,
-                        redis_url=os.environ.get("PZ_REDIS_URL") or None)
-    return StackOptions(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, **overrides})  # type: ignore[arg-type]
+    base = StackOptions(
+        kafka_bootstrap=os.environ.get("PZ_KAFKA_BOOTSTRAP") or None,
+        redis_url=os.environ.get("PZ_REDIS_URL") or None,
+    )
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

@@ -78,8 +78,12 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
     with open(log_path, "ab") as log:
         # A session of its own: Ctrl-C in the terminal reaches `pz up`, which stops children in order.
         popen = subprocess.Popen(  # noqa: S603 - argv is built by us, never from a shell string
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
     return ManagedProcess(name, popen, log_path, argv, dict(env or {}))
 
@@ -94,7 +98,9 @@ def wait_for_tcp(process: ManagedProcess, port: int, timeout_s: float = 15.0) ->
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.02)
-    raise StackError(f"{process.name} did not open port {port} within {timeout_s:.0f} s (see {process.log_path})")
+    raise StackError(
+        f"{process.name} did not open port {port} within {timeout_s:.0f} s (see {process.log_path})"
+    )
 
 
 def wait_for_http(process: ManagedProcess, url: str, timeout_s: float = 30.0) -> None:
@@ -111,4 +117,6 @@ def wait_for_http(process: ManagedProcess, url: str, timeout_s: float = 30.0) ->
         except httpx.HTTPError as exc:
             last = str(exc) or type(exc).__name__
         time.sleep(0.05)
-    raise StackError(f"{process.name} not healthy at {url} within {timeout_s:.0f} s: {last} (see {process.log_path})")
+    raise StackError(
+        f"{process.name} not healthy at {url} within {timeout_s:.0f} s: {last} (see {process.log_path})"
+    )

@@ -10,13 +10,13 @@ from schemas.snapshot_codec import PartitionPosition, SnapshotContent, SnapshotR
 from schemas.user_key import user_key
 
 __all__ = [
-    "EVENT_TYPES",
-    "MAX_BODY_BYTES",
     "Attribution",
     "DecodeError",
     "DeltaBatch",
+    "EVENT_TYPES",
     "Event",
     "ItemHistory",
+    "MAX_BODY_BYTES",
     "PartitionPosition",
     "Profile",
     "SchemaError",

@@ -1,9 +1,9 @@
 """Errors raised by the contracts.
 
-    SchemaError
-    ├── ValidationError      input from outside (browser JSON) breaks a rule; carries field and reason
-    ├── DecodeError          bytes are not a well-formed buffer of the expected kind
-    └── SignatureError       an envelope's signature does not verify
+SchemaError
+├── ValidationError      input from outside (browser JSON) breaks a rule; carries field and reason
+├── DecodeError          bytes are not a well-formed buffer of the expected kind
+└── SignatureError       an envelope's signature does not verify
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ def encode_event(event: Event) -> bytes:
     attribution_off = 0
     if event.attribution is not None:
         a = event.attribution
-        slot, variant, experiment, rule = (builder.CreateString(s) for s in (a.slot, a.variant, a.experiment, a.rule))
+        slot, variant, experiment, rule = (
+            builder.CreateString(s) for s in (a.slot, a.variant, a.experiment, a.rule)
+        )
         fb.AttributionStart(builder)
         fb.AttributionAddSlot(builder, slot)
         fb.AttributionAddVariant(builder, variant)

@@ -70,6 +70,10 @@ def read_profile(raw: Any) -> Profile:
     for i in range(raw.ItemsLength()):
         h = raw.Items(i)
         times = tuple(h.TimesS(j) for j in range(h.TimesSLength()))
-        items.append(ItemHistory(item=(h.Item() or b"").decode(), category=(h.Category() or b"").decode(), times_s=times))
+        items.append(
+            ItemHistory(
+                item=(h.Item() or b"").decode(), category=(h.Category() or b"").decode(), times_s=times
+            )
+        )
     segments = tuple(raw.Segments(i).decode() for i in range(raw.SegmentsLength()))
     return Profile(key=raw.Key(), items=tuple(items), segments=segments, updated_ms=raw.UpdatedMs())

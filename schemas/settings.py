@@ -19,7 +19,9 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, default)
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 2**62) -> int:
+def env_int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 2**62
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default

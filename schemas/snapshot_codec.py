@@ -86,8 +86,15 @@ class SnapshotReader:
     """Reads a snapshot buffer in place: header and popularity lists are decoded once (they are
     small); users are found by binary search and decoded only when asked for."""
 
-    __slots__ = ("_root", "_user_count", "snapshot_id", "created_ms", "positions", "popular",
-                 "popular_by_category")
+    __slots__ = (
+        "_root",
+        "_user_count",
+        "snapshot_id",
+        "created_ms",
+        "positions",
+        "popular",
+        "popular_by_category",
+    )
 
     def __init__(self, buf: bytes | memoryview) -> None:
         if len(buf) < 8 or not util.BufferHasIdentifier(buf, 0, SNAPSHOT_IDENTIFIER):
@@ -117,7 +124,7 @@ class SnapshotReader:
 
     @property
     def user_count(self) -> int:
-        return self._user_count
+        return int(self._user_count)
 
     def find_user(self, key: int) -> Profile | None:
         lo, hi = 0, self._user_count - 1

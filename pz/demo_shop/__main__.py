@@ -10,7 +10,9 @@ from pz.demo_shop.app import create_app
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m pz.demo_shop", description="The pz demo shop (an origin).")
+    parser = argparse.ArgumentParser(
+        prog="python -m pz.demo_shop", description="The pz demo shop (an origin)."
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     args = parser.parse_args()

@@ -43,7 +43,9 @@ async def image(request: Request) -> Response:
     found = catalog.by_id().get(request.path_params["id"])
     if found is None:
         return Response(status_code=404)
-    return Response(catalog.svg(found), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+    return Response(
+        catalog.svg(found), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 async def cart(request: Request) -> Response:
@@ -54,19 +56,28 @@ async def cart(request: Request) -> Response:
 async def cart_add(request: Request) -> Response:
     body = await request.body()
     if len(body) > 1024:
-        return JSONResponse({"error": "invalid_request", "field": "body", "reason": "too large"}, status_code=400)
+        return JSONResponse(
+            {"error": "invalid_request", "field": "body", "reason": "too large"}, status_code=400
+        )
     item = parse_qs(body.decode(errors="replace")).get("item", [""])[0]
     if item not in catalog.by_id():
-        return JSONResponse({"error": "invalid_request", "field": "item", "reason": "unknown product"}, status_code=400)
+        return JSONResponse(
+            {"error": "invalid_request", "field": "item", "reason": "unknown product"}, status_code=400
+        )
     response = RedirectResponse("/cart", status_code=303)
-    response.set_cookie(_CART_COOKIE, ",".join([*_cart(request), item][-_CART_MAX:]), httponly=True, samesite="lax")
+    response.set_cookie(
+        _CART_COOKIE, ",".join([*_cart(request), item][-_CART_MAX:]), httponly=True, samesite="lax"
+    )
     return response
 
 
 async def products_json(request: Request) -> Response:
-    return JSONResponse([
-        {"id": p.id, "name": p.name, "category": p.category, "price_cents": p.price_cents} for p in catalog.products()
-    ])
+    return JSONResponse(
+        [
+            {"id": p.id, "name": p.name, "category": p.category, "price_cents": p.price_cents}
+            for p in catalog.products()
+        ]
+    )
 
 
 async def healthz(request: Request) -> Response:
@@ -74,13 +85,15 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    return Starlette(routes=[
-        Route("/", home),
-        Route("/category/{name}", category),
-        Route("/product/{id}", product),
-        Route("/img/{id}.svg", image),
-        Route("/cart", cart),
-        Route("/cart/add", cart_add, methods=["POST"]),
-        Route("/products.json", products_json),
-        Route("/shop/healthz", healthz),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Route("/category/{name}", category),
+            Route("/product/{id}", product),
+            Route("/img/{id}.svg", image),
+            Route("/cart", cart),
+            Route("/cart/add", cart_add, methods=["POST"]),
+            Route("/products.json", products_json),
+            Route("/shop/healthz", healthz),
+        ]
+    )

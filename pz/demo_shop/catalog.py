@@ -8,14 +8,33 @@ from dataclasses import dataclass
 from functools import cache
 
 CATEGORIES = (
-    "shoes", "shirts", "jackets", "bags", "watches", "books",
-    "lamps", "chairs", "mugs", "headphones", "plants", "toys",
+    "shoes",
+    "shirts",
+    "jackets",
+    "bags",
+    "watches",
+    "books",
+    "lamps",
+    "chairs",
+    "mugs",
+    "headphones",
+    "plants",
+    "toys",
 )
 _ADJECTIVES = ("Classic", "Urban", "Nordic", "Vintage", "Bright", "Quiet", "Bold", "Soft", "Swift", "Cozy")
 _NOUNS = {
-    "shoes": "Runner", "shirts": "Tee", "jackets": "Parka", "bags": "Tote", "watches": "Chrono",
-    "books": "Novel", "lamps": "Lamp", "chairs": "Chair", "mugs": "Mug", "headphones": "Buds",
-    "plants": "Fern", "toys": "Robot",
+    "shoes": "Runner",
+    "shirts": "Tee",
+    "jackets": "Parka",
+    "bags": "Tote",
+    "watches": "Chrono",
+    "books": "Novel",
+    "lamps": "Lamp",
+    "chairs": "Chair",
+    "mugs": "Mug",
+    "headphones": "Buds",
+    "plants": "Fern",
+    "toys": "Robot",
 }
 PER_CATEGORY = 20
 
@@ -40,13 +59,16 @@ def products() -> tuple[Product, ...]:
         for n in range(PER_CATEGORY):
             number = c_index * PER_CATEGORY + n + 1
             digest = hashlib.sha256(f"pz-demo-{number}".encode()).digest()
-            catalog.append(Product(
-                id=f"p{number:04d}",
-                name=f"{_ADJECTIVES[n % len(_ADJECTIVES)]} {_NOUNS[category]} {n // len(_ADJECTIVES) + 1}",
-                category=category,
-                price_cents=500 + int.from_bytes(digest[:2], "big") % 20_000,
-                hue=(c_index * 30 + n * 7) % 360,
-            ))
+            adjective, series = _ADJECTIVES[n % len(_ADJECTIVES)], n // len(_ADJECTIVES) + 1
+            catalog.append(
+                Product(
+                    id=f"p{number:04d}",
+                    name=f"{adjective} {_NOUNS[category]} {series}",
+                    category=category,
+                    price_cents=500 + int.from_bytes(digest[:2], "big") % 20_000,
+                    hue=(c_index * 30 + n * 7) % 360,
+                )
+            )
     return tuple(catalog)
 
 

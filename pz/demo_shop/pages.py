@@ -10,7 +10,8 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:12px 20px}
 header a{color:#fff;margin-right:14px;text-decoration:none}main{padding:20px}
 .grid,.pz-recs{display:flex;flex-wrap:wrap;gap:12px}.card,.pz-item{width:180px;text-decoration:none;color:#222}
-.card img,.pz-item img{width:180px;height:135px;border-radius:6px}.hero{background:#f1faee;padding:16px;border-radius:8px;margin-bottom:16px}
+.card img,.pz-item img{width:180px;height:135px;border-radius:6px}
+.hero{background:#f1faee;padding:16px;border-radius:8px;margin-bottom:16px}
 button{background:#e63946;color:#fff;border:0;padding:10px 16px;border-radius:6px;cursor:pointer}
 """
 
@@ -18,12 +19,13 @@ button{background:#e63946;color:#fff;border:0;padding:10px 16px;border-radius:6p
 def _layout(title: str, body: str, body_attrs: str = "") -> str:
     nav = "".join(f'<a href="/category/{c}">{c.title()}</a>' for c in CATEGORIES)
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} · pz demo shop</title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)} · pz demo shop</title>"
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>'
-        f"<body{body_attrs}><header><a href=\"/\"><b>pz shop</b></a>{nav}<a href=\"/cart\">Cart</a></header>"
+        f'<body{body_attrs}><header><a href="/"><b>pz shop</b></a>{nav}<a href="/cart">Cart</a></header>'
         '<main><div class="hero" data-pz-slot="hero"><p>Welcome to the pz demo shop.</p></div>'
         f"{body}"
-        '<h2>Recommended for you</h2>'
+        "<h2>Recommended for you</h2>"
         '<div class="pz-recs" id="recs" data-pz-slot="recs" data-pz-item-href="/product/{id}" '
         'data-pz-item-img="/img/{id}.svg"></div>'
         '</main><script src="/pz/pz.js" defer></script></body></html>'
@@ -39,20 +41,23 @@ def _card(p: Product) -> str:
 
 
 def home_page(featured: list[Product]) -> str:
-    return _layout("Home", "<h1>Featured</h1><div class=\"grid\">" + "".join(_card(p) for p in featured) + "</div>")
+    return _layout(
+        "Home", '<h1>Featured</h1><div class="grid">' + "".join(_card(p) for p in featured) + "</div>"
+    )
 
 
 def category_page(category: str, items: list[Product]) -> str:
     cards = "".join(_card(p) for p in items)
-    return _layout(category.title(), f"<h1>{escape(category.title())}</h1><div class=\"grid\">{cards}</div>")
+    return _layout(category.title(), f'<h1>{escape(category.title())}</h1><div class="grid">{cards}</div>')
 
 
 def product_page(p: Product) -> str:
     body = (
         f'<h1 id="product-name">{escape(p.name)}</h1><img alt="{escape(p.name)}" src="/img/{p.id}.svg">'
-        f"<p>{p.price} · <a href=\"/category/{p.category}\">{p.category}</a></p>"
+        f'<p>{p.price} · <a href="/category/{p.category}">{p.category}</a></p>'
         f'<form method="post" action="/cart/add"><input type="hidden" name="item" value="{p.id}">'
-        f'<button type="submit" data-pz-event="add_to_cart" data-pz-item="{p.id}" data-pz-category="{p.category}" '
+        f'<button type="submit" data-pz-event="add_to_cart" data-pz-item="{p.id}" '
+        f'data-pz-category="{p.category}" '
         f'data-pz-value="{p.price_cents / 100:.2f}">Add to cart</button></form>'
     )
     return _layout(p.name, body, f' data-pz-item="{p.id}" data-pz-category="{p.category}"')
@@ -60,7 +65,7 @@ def product_page(p: Product) -> str:
 
 def cart_page(items: list[Product]) -> str:
     rows = "".join(f"<li>{escape(p.name)} — {p.price}</li>" for p in items) or "<li>Your cart is empty.</li>"
-    return _layout("Cart", f"<h1>Cart</h1><ul id=\"cart\">{rows}</ul>")
+    return _layout("Cart", f'<h1>Cart</h1><ul id="cart">{rows}</ul>')
 
 
 def not_found_page() -> str:
