@@ -135,7 +135,15 @@ class Pipeline:
         dead_letters = []
         watermark_s = self._watermarks_s.get(partition, 0)
         for tp, records in parts:
+            stored = current.offsets.get(tp.topic, 0)
+            if records and records[0].offset < stored:
+                # Already applied (a reset raced our seek, or a broker redelivered): the offsets stored
+                # with the state are the truth, so skip ahead instead of counting twice.
+                assert self._consumer is not None
+                self._consumer.seek(tp, max(stored, records[-1].offset + 1))
             for record in records:
+                if record.offset < stored:
+                    continue
                 try:
                     event = decode_event(record.value)
                 except DecodeError as exc:

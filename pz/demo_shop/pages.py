@@ -7,7 +7,8 @@ from html import escape
 from pz.demo_shop.catalog import CATEGORIES, Product
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:12px 20px}
+body{font-family:system-ui,sans-serif;margin:0;color:#222}
+header{background:#1d3557;color:#fff;padding:12px 20px}
 header a{color:#fff;margin-right:14px;text-decoration:none}main{padding:20px}
 .grid,.pz-recs{display:flex;flex-wrap:wrap;gap:12px}.card,.pz-item{width:180px;text-decoration:none;color:#222}
 .card img,.pz-item img{width:180px;height:135px;border-radius:6px}
