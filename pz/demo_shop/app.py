@@ -80,6 +80,11 @@ async def products_json(request: Request) -> Response:
     )
 
 
+async def echo_headers(request: Request) -> Response:
+    # Lets tests and operators see exactly what the edge forwarded to the origin.
+    return JSONResponse(dict(request.headers))
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -95,5 +100,6 @@ def create_app() -> Starlette:
             Route("/cart/add", cart_add, methods=["POST"]),
             Route("/products.json", products_json),
             Route("/shop/healthz", healthz),
+        Route("/shop/headers", echo_headers),
         ]
     )

@@ -1,0 +1,77 @@
+"""Fault test: the broker is killed (kill -9) under a running edge, then comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pz.embedded import create_topics
+from pz.local_stack import LocalStack, StackOptions
+from pz.processes import wait_for_tcp
+from schemas import decode_event
+from schemas.topics import event_topic
+from tests.kafka_helpers import read_topic
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+BUFFER = 20
+
+
+@pytest.fixture(scope="module")
+def small_buffer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(StackOptions(
+        edge_port=0, aggregator_port=0, with_shop=False, partitions=2,
+        state_dir=Path(tmp_path_factory.mktemp("outage")), extra_env={"PZ_EVENT_BUFFER_SIZE": str(BUFFER)},
+    ))
+    local.up()
+    try:
+        yield local
+    finally:
+        local.down()
+
+
+def beacon(client: httpx.Client, item: str) -> httpx.Response:
+    return client.post("/pz/collect", json={"type": "page_view", "item": item, "category": "c",
+                                            "ts": int(time.time() * 1000)})
+
+
+def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_returns(
+    small_buffer_stack: LocalStack,
+) -> None:
+    stack = small_buffer_stack
+    with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        assert beacon(client, "before").status_code == 202
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").json()["pending_events"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        stack.processes["broker"].kill()
+
+        assert client.get("/pz/decide", params={"slots": "recs,hero"}).status_code == 200
+        accepted = [f"held{i:02d}" for i in range(BUFFER)]
+        for item in accepted:
+            assert beacon(client, item).status_code == 202
+        refused = beacon(client, "overflow")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"] == "overloaded"
+        assert client.get("/pz/decide", params={"slots": "recs"}).status_code == 200
+
+        # The embedded broker keeps topics in memory only: it comes back empty, on the same port.
+        stack.restart("broker")
+        port = int(stack.kafka_bootstrap.rsplit(":", 1)[1])
+        wait_for_tcp(stack.processes["broker"], port)
+        asyncio.run(create_topics(stack.kafka_bootstrap, 2))
+
+        def delivered(records: list[tuple[object, bytes]]) -> bool:
+            items = {decode_event(value).item for _, value in records}
+            return set(accepted) <= items
+
+        records = asyncio.run(read_topic(stack.kafka_bootstrap, event_topic("page_view"), delivered, timeout_s=40))
+        assert "overflow" not in {decode_event(value).item for _, value in records}
+        assert client.get("/readyz").json()["pending_events"] == 0
+        assert beacon(client, "after").status_code == 202
