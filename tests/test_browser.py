@@ -1,0 +1,73 @@
+"""The demo shop in headless Chromium, through the edge: pz.js beacons change what the next page shows."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from pz.local_stack import LocalStack
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(120)]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("html[data-pz-ready='1']", timeout=10_000)  # pz.js filled the slots
+
+
+def test_viewing_a_product_three_times_changes_the_recommendations_on_the_next_page(
+    stack: LocalStack, browser: Browser
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    open_page(page, f"{stack.edge_url}/")
+    assert page.get_attribute("#recs", "data-pz-rule") == "popular"
+    for other_lamp in ("p0121", "p0122"):  # gives the lamps category some popularity
+        open_page(page, f"{stack.edge_url}/product/{other_lamp}")
+    for _ in range(3):
+        open_page(page, f"{stack.edge_url}/product/p0125")
+    # The third beacon travels edge -> Kafka -> aggregator -> Kafka -> edge: milliseconds, but not zero.
+    for _ in range(50):
+        open_page(page, f"{stack.edge_url}/category/shoes")
+        shown = page.eval_on_selector_all("#recs a.pz-item", "els => els.map(e => e.dataset.pzItem)")
+        if page.get_attribute("#recs", "data-pz-rule") == "similar_to_recent" and shown:
+            break
+        page.wait_for_timeout(100)
+    assert page.get_attribute("#recs", "data-pz-rule") == "similar_to_recent"
+    assert "p0125" in (page.inner_text("[data-pz-slot=hero]") or "")
+    assert {"p0121", "p0122"} <= set(shown) and "p0125" not in shown
+    page.screenshot(path=str(stack.options.state_dir / "recs.png"), full_page=True)
+    context.close()
+
+
+def test_a_visitor_with_global_privacy_control_sends_nothing(stack: LocalStack, browser: Browser) -> None:
+    context = browser.new_context()
+    context.add_init_script("Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})")
+    page = context.new_page()
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url) if "/pz/collect" in request.url or
+            "/pz/decide" in request.url else None)
+    page.goto(f"{stack.edge_url}/product/p0001")
+    page.wait_for_load_state("networkidle")
+    page.click("button[data-pz-event=add_to_cart]")
+    page.wait_for_load_state("networkidle")
+    assert sent == []
+    assert page.evaluate("window.pz.optedOut()") is True
+    context.close()
