@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_up(sub)
     _add_bench(sub)
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         if args.command == "up":
             return run_up(args)

@@ -21,7 +21,9 @@ async def produce_events(bootstrap: str, events: list[Event], partitions: int) -
     try:
         for e in events:
             await producer.send_and_wait(
-                event_topic(e.type), encode_event(e), key=e.user_key.to_bytes(8, "big"),
+                event_topic(e.type),
+                encode_event(e),
+                key=e.user_key.to_bytes(8, "big"),
                 partition=partition_for_key(e.user_key, partitions),
             )
     finally:
@@ -46,7 +48,9 @@ async def read_topic(
                 records.extend((r, r.value) for r in recs)
             if until(records):
                 return records
-        raise AssertionError(f"condition not met on {topic} within {timeout_s} s ({len(records)} records read)")
+        raise AssertionError(
+            f"condition not met on {topic} within {timeout_s} s ({len(records)} records read)"
+        )
     finally:
         await consumer.stop()
 

@@ -63,9 +63,11 @@ async def test_views_become_window_state_in_redis_and_a_signed_delta(
     pipeline = await start_pipeline(services, redis_client, "g-" + secrets.token_hex(4))
     try:
         records = await read_topic(
-            services.bootstrap, DELTAS_TOPIC,
-            lambda rs: any(len(p.items[0].times_s) == 3 for b in deltas_for(rs, user) for p in b.upserts
-                           if p.key == user),
+            services.bootstrap,
+            DELTAS_TOPIC,
+            lambda rs: any(
+                len(p.items[0].times_s) == 3 for b in deltas_for(rs, user) for p in b.upserts if p.key == user
+            ),
         )
         batch = deltas_for(records, user)[-1]
         assert batch.partition == user % PARTITIONS
@@ -122,9 +124,11 @@ async def test_a_restarted_aggregator_neither_loses_nor_recounts_events(
     pipeline = await start_pipeline(services, redis_client, group)
     try:
         await read_topic(
-            services.bootstrap, DELTAS_TOPIC,
-            lambda rs: any(len(p.items[0].times_s) == 3 for b in deltas_for(rs, user) for p in b.upserts
-                           if p.key == user),
+            services.bootstrap,
+            DELTAS_TOPIC,
+            lambda rs: any(
+                len(p.items[0].times_s) == 3 for b in deltas_for(rs, user) for p in b.upserts if p.key == user
+            ),
         )
     finally:
         await pipeline.stop()

@@ -23,10 +23,16 @@ BUFFER = 20
 
 @pytest.fixture(scope="module")
 def small_buffer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(StackOptions(
-        edge_port=0, aggregator_port=0, with_shop=False, partitions=2,
-        state_dir=Path(tmp_path_factory.mktemp("outage")), extra_env={"PZ_EVENT_BUFFER_SIZE": str(BUFFER)},
-    ))
+    local = LocalStack(
+        StackOptions(
+            edge_port=0,
+            aggregator_port=0,
+            with_shop=False,
+            partitions=2,
+            state_dir=Path(tmp_path_factory.mktemp("outage")),
+            extra_env={"PZ_EVENT_BUFFER_SIZE": str(BUFFER)},
+        )
+    )
     local.up()
     try:
         yield local
@@ -35,8 +41,10 @@ def small_buffer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
 
 
 def beacon(client: httpx.Client, item: str) -> httpx.Response:
-    return client.post("/pz/collect", json={"type": "page_view", "item": item, "category": "c",
-                                            "ts": int(time.time() * 1000)})
+    return client.post(
+        "/pz/collect",
+        json={"type": "page_view", "item": item, "category": "c", "ts": int(time.time() * 1000)},
+    )
 
 
 def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_returns(
@@ -71,7 +79,9 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
             items = {decode_event(value).item for _, value in records}
             return set(accepted) <= items
 
-        records = asyncio.run(read_topic(stack.kafka_bootstrap, event_topic("page_view"), delivered, timeout_s=40))
+        records = asyncio.run(
+            read_topic(stack.kafka_bootstrap, event_topic("page_view"), delivered, timeout_s=40)
+        )
         assert "overflow" not in {decode_event(value).item for _, value in records}
         assert client.get("/readyz").json()["pending_events"] == 0
         assert beacon(client, "after").status_code == 202

@@ -14,8 +14,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 
 
@@ -62,8 +67,12 @@ def test_a_visitor_with_global_privacy_control_sends_nothing(stack: LocalStack, 
     context.add_init_script("Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})")
     page = context.new_page()
     sent: list[str] = []
-    page.on("request", lambda request: sent.append(request.url) if "/pz/collect" in request.url or
-            "/pz/decide" in request.url else None)
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.url) if "/pz/collect" in request.url or "/pz/decide" in request.url else None
+        ),
+    )
     page.goto(f"{stack.edge_url}/product/p0001")
     page.wait_for_load_state("networkidle")
     page.click("button[data-pz-event=add_to_cart]")

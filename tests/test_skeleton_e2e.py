@@ -13,8 +13,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def view(client: httpx.Client, item: str, category: str) -> httpx.Response:
-    body = {"type": "page_view", "item": item, "category": category, "ts": int(time.time() * 1000),
-            "path": f"/product/{item}"}
+    body = {
+        "type": "page_view",
+        "item": item,
+        "category": category,
+        "ts": int(time.time() * 1000),
+        "path": f"/product/{item}",
+    }
     return client.post("/pz/collect", json=body)
 
 
@@ -66,7 +71,13 @@ def test_three_views_of_a_product_turn_recommendations_to_similar_items(stack: L
         ("POST", "application/json", b'{"type":"page_view","ts":"x"}', 400, "ts"),
         ("POST", "application/json", b'{"type":"wink","ts":1}', 400, "type"),
         ("POST", "application/json", b'{"ts":1}', 400, "type"),
-        ("POST", "application/json", b'{"type":"page_view","ts":1,"path":"/' + b"a" * 17000 + b'"}', 400, "body"),
+        (
+            "POST",
+            "application/json",
+            b'{"type":"page_view","ts":1,"path":"/' + b"a" * 17000 + b'"}',
+            400,
+            "body",
+        ),
         ("POST", "application/xml", b"<event/>", 415, "content-type"),
         ("GET", "application/json", b"", 405, "method"),
     ],
@@ -100,14 +111,20 @@ def test_operations_endpoints(stack: LocalStack) -> None:
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"{base}/readyz").json()["ready"] is True
     metrics = httpx.get(f"{stack.edge_url}/metrics").text
-    for name in ("pz_edge_requests_total", "pz_edge_decision_seconds_bucket", "pz_edge_events_accepted_total",
-                 "pz_edge_delta_lag_seconds"):
+    for name in (
+        "pz_edge_requests_total",
+        "pz_edge_decision_seconds_bucket",
+        "pz_edge_events_accepted_total",
+        "pz_edge_delta_lag_seconds",
+    ):
         assert name in metrics
     assert "pz_aggregator_events_total" in httpx.get(f"{stack.aggregator_url}/metrics").text
 
 
 def test_the_shop_is_served_through_the_edge_with_spoofed_headers_removed(stack: LocalStack) -> None:
-    seen = httpx.get(f"{stack.edge_url}/shop/headers", headers={"x-pz-segments": "vip", "X-PZ-Bucket": "1"}).json()
+    seen = httpx.get(
+        f"{stack.edge_url}/shop/headers", headers={"x-pz-segments": "vip", "X-PZ-Bucket": "1"}
+    ).json()
     assert not [name for name in seen if name.startswith("x-pz-")]
     assert seen["x-forwarded-for"] == "127.0.0.1"
     page = httpx.get(f"{stack.edge_url}/product/p0001")
@@ -116,4 +133,7 @@ def test_the_shop_is_served_through_the_edge_with_spoofed_headers_removed(stack:
     assert "pz_uid" in page.cookies
     script = httpx.get(f"{stack.edge_url}/pz/pz.js")
     assert script.status_code == 200 and "sendBeacon" in script.text
-    assert httpx.get(f"{stack.edge_url}/pz/pz.js", headers={"if-none-match": script.headers["etag"]}).status_code == 304
+    assert (
+        httpx.get(f"{stack.edge_url}/pz/pz.js", headers={"if-none-match": script.headers["etag"]}).status_code
+        == 304
+    )

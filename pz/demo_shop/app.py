@@ -100,6 +100,6 @@ def create_app() -> Starlette:
             Route("/cart/add", cart_add, methods=["POST"]),
             Route("/products.json", products_json),
             Route("/shop/healthz", healthz),
-        Route("/shop/headers", echo_headers),
+            Route("/shop/headers", echo_headers),
         ]
     )
