@@ -46,7 +46,7 @@ def latency_summary(values_ms: list[float], prefix: str) -> dict[str, float]:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)

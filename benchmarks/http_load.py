@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -102,7 +103,9 @@ class LoadClient:
         await asyncio.gather(*self._workers, return_exceptions=True)
 
 
-async def open_loop(rate: float, count: int, fire: Callable[[int, float], Awaitable[None]]) -> float:
+async def open_loop(
+    rate: float, count: int, fire: Callable[[int, float], Coroutine[Any, Any, None]]
+) -> float:
     """Call `fire(i, scheduled)` for i in range(count) at `rate` per second; returns the achieved rate."""
     tasks: set[asyncio.Task[None]] = set()
     start = time.perf_counter() + 0.05

@@ -50,7 +50,8 @@ async def start_pipeline(services: Services, client: redis.Redis, group: str) ->
 
 
 async def stored_views(client: redis.Redis, user: int, item: str) -> int:
-    state = load_state(await client.get(user_state_key(user % PARTITIONS, user)))
+    raw = await client.get(user_state_key(user % PARTITIONS, user))
+    state = load_state(raw if isinstance(raw, bytes) else None)
     return len(state[item][1]) if item in state else 0
 
 
