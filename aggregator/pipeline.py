@@ -17,6 +17,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+from redis.exceptions import RedisError
 
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
@@ -30,6 +32,7 @@ from schemas.signing import seal
 from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS
 
 log = logging.getLogger("pz.aggregator.pipeline")
+_RETRY_BACKOFF_S = 0.5
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -50,6 +53,9 @@ class Pipeline:
         self._settings = WindowSettings(config.window_s, config.max_times_per_item, config.max_items_per_user)
         self._positions: dict[int, PartitionPosition] = {}
         self._watermarks_s: dict[int, int] = {}
+        # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
+        # what was lost), so their position is read back from Redis before anything else.
+        self._uncertain: set[int] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -126,17 +132,46 @@ class Pipeline:
             # Redis and Kafka overlap instead of adding up.
             await asyncio.gather(
                 *(
-                    self._process_partition(partition, parts)
+                    self._process_or_rewind(partition, parts)
                     for partition, parts in by_partition.items()
                     if partition in self._positions  # skip what a rebalance took away mid-batch
                 )
             )
             metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    async def _process_or_rewind(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
+        """Process one partition's records; on a Redis or Kafka failure, go back to what is committed.
+
+        Nothing of a failed batch is kept: the consumer is rewound to the stored offsets and the
+        records are processed again once Redis and Kafka answer.
+        """
+        try:
+            await self._process_partition(partition, parts)
+        except (RedisError, KafkaError, OSError) as exc:
+            metrics.BATCH_FAILURES.inc()
+            self._uncertain.add(partition)
+            log.warning(
+                "batch failed; rewinding to the committed offsets",
+                extra={"partition": partition, "error": repr(exc)},
+            )
+            assert self._consumer is not None
+            committed = self._positions.get(partition)
+            for tp, records in parts:
+                if committed is not None and records:
+                    self._consumer.seek(tp, committed.offsets.get(tp.topic, records[0].offset))
+            await asyncio.sleep(_RETRY_BACKOFF_S)
+
     async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self._producer is not None
+        if partition in self._uncertain:
+            reloaded = await self._store.load_position(partition)
+            reloaded.reserved_seq = max(reloaded.reserved_seq, self._positions[partition].reserved_seq)
+            self._positions[partition] = reloaded
+            self._uncertain.discard(partition)
         current = self._positions[partition]
-        position = PartitionPosition(dict(current.offsets), current.seq, current.delta_offset)
+        position = PartitionPosition(
+            dict(current.offsets), current.seq, current.delta_offset, current.reserved_seq
+        )
         events_by_user: dict[int, list[Event]] = defaultdict(list)
         dead_letters = []
         watermark_s = self._watermarks_s.get(partition, 0)
@@ -187,7 +222,10 @@ class Pipeline:
         now_ms = int(time.time() * 1000)
         upserts = [to_profile(key, state, now_ms) for key, state in states.items() if state]
         deletes = [key for key, state in states.items() if not state]
-        position.seq += 1
+        seq = position.next_seq()
+        await self._store.reserve_seq(partition, seq)
+        position.reserved_seq = self._positions[partition].reserved_seq = seq
+        position.seq = seq
         batch = DeltaBatch(
             partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes
         )

@@ -31,8 +31,15 @@ class PartitionPosition:
     """Where a partition's processing stands: next offset per source topic, last delta published."""
 
     offsets: dict[str, int] = field(default_factory=dict)
-    seq: int = 0
+    seq: int = 0  # last delta sequence committed with the state
     delta_offset: int = -1
+    # Highest sequence ever handed to a delta batch, recorded before it is published: a batch that
+    # was published but not committed (crash, Redis error) is never followed by a different batch
+    # under the same number, which edges would drop as a duplicate.
+    reserved_seq: int = 0
+
+    def next_seq(self) -> int:
+        return max(self.seq, self.reserved_seq) + 1
 
 
 @dataclass(slots=True)
@@ -58,6 +65,8 @@ class StateStore:
                 position.seq = int(value)
             elif text == "delta_offset":
                 position.delta_offset = int(value)
+            elif text == "reserved_seq":
+                position.reserved_seq = int(value)
             elif text.startswith("off:"):
                 position.offsets[text[4:]] = int(value)
         return position
@@ -68,6 +77,9 @@ class StateStore:
             return {}
         raw = cast(list[bytes | None], await self._redis.mget([user_state_key(partition, k) for k in keys]))
         return {k: load_state(v) for k, v in zip(keys, raw, strict=True)}
+
+    async def reserve_seq(self, partition: int, seq: int) -> None:
+        await self._redis.hset(f"{_tag(partition)}:pos", "reserved_seq", seq)
 
     async def commit(self, batch: PartitionCommit) -> None:
         """State, popularity and position of one partition in a single atomic step."""

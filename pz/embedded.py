@@ -51,9 +51,18 @@ def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess
     return process, f"127.0.0.1:{port}"
 
 
-def start_redis(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
+def start_redis(
+    log_dir: Path, port: int | None = None, data_dir: Path | None = None
+) -> tuple[ManagedProcess, str]:
+    """Memory only, unless `data_dir` is given: then every write is fsynced to an append-only file
+    there, so that a killed and restarted server comes back with its data (fault tests)."""
     port = port or free_port()
-    argv = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    argv = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    if data_dir is None:
+        argv += ["--appendonly", "no"]
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
     process = spawn("redis", argv, log_dir)
     wait_for_tcp(process, port)
     return process, f"redis://127.0.0.1:{port}/0"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -14,6 +16,8 @@ from aggregator.config import AggregatorConfig
 from aggregator.pipeline import Pipeline
 from aggregator.state_store import StateStore, user_state_key
 from aggregator.view_window import load_state
+from pz.embedded import start_redis
+from pz.processes import spawn, wait_for_tcp
 from schemas import Event
 from schemas.topics import DLQ_TOPIC, event_topic
 from tests.conftest import PARTITIONS, Services
@@ -134,3 +138,40 @@ async def test_a_restarted_aggregator_neither_loses_nor_recounts_events(
     finally:
         await pipeline.stop()
     assert await stored_views(redis_client, user, "p0100") == 3  # not 5: the first two were not replayed
+
+
+async def test_redis_killed_mid_stream_loses_and_recounts_nothing(services: Services, tmp_path: Path) -> None:
+    redis_proc, redis_url = start_redis(tmp_path / "logs", data_dir=tmp_path / "data")
+    client = redis.Redis.from_url(redis_url)
+    user = fresh_user()
+    cfg = AggregatorConfig(
+        kafka_bootstrap=services.bootstrap, redis_url=redis_url, group_id="g-" + secrets.token_hex(4)
+    )
+    pipeline = Pipeline(cfg, StateStore(client, 3600))
+    await pipeline.start()
+    try:
+        await wait_until(lambda: pipeline.assigned, timeout_s=30)
+        await produce_events(services.bootstrap, views(user, "p0200", 2), PARTITIONS)
+        await read_topic(services.bootstrap, DELTAS_TOPIC, lambda rs: bool(deltas_for(rs, user)))
+
+        redis_proc.kill()
+        await produce_events(services.bootstrap, views(user, "p0200", 3), PARTITIONS)
+        await asyncio.sleep(1.5)  # batches fail and rewind meanwhile
+        redis_proc.popen = spawn("redis", redis_proc.argv, redis_proc.log_path.parent).popen
+        port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        wait_for_tcp(redis_proc, port)
+
+        def five_views(rs: list[tuple[object, bytes]]) -> bool:
+            return any(
+                len(p.items[0].times_s) == 5 for b in deltas_for(rs, user) for p in b.upserts if p.key == user
+            )
+
+        records = await read_topic(services.bootstrap, DELTAS_TOPIC, five_views)
+        await asyncio.sleep(0.3)
+        assert await stored_views(client, user, "p0200") == 5
+        seqs = [b.seq for b in deltas_for(records, user)]
+        assert seqs == sorted(set(seqs))  # no sequence number was reused for a different batch
+    finally:
+        await pipeline.stop()
+        await client.aclose()
+        redis_proc.stop()
