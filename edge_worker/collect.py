@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge_worker import metrics
+from edge_worker.bounded_body import read_bounded
 from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.identity import Identity
 from schemas.errors import ValidationError
@@ -27,17 +28,6 @@ def _reject(status: int, error: str, field: str, reason: str, metric_reason: str
     return JSONResponse({"error": error, "field": field, "reason": reason}, status_code=status)
 
 
-async def _read_bounded(request: Request) -> bytes | None:
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def collect_endpoint(
     request: Request, identity: Identity, sink: EventSink, *, max_skew_ms: int, partitions: int
 ) -> Response:
@@ -54,10 +44,7 @@ async def collect_endpoint(
             f"expected one of {', '.join(_ACCEPTED_TYPES)}",
             "content_type",
         )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
-    body = await _read_bounded(request)
+    body = await read_bounded(request, MAX_BODY_BYTES)
     if body is None:
         return _reject(400, "invalid_event", "body", f"larger than {MAX_BODY_BYTES} bytes", "too_large")
     try:

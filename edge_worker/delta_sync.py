@@ -7,6 +7,7 @@ duplicates (replays after an aggregator crash) are dropped; a sequence gap asks 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -47,10 +48,8 @@ class DeltaSync:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _connect(self) -> AIOKafkaConsumer:
         backoff_s = 0.05

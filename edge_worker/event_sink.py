@@ -9,6 +9,7 @@ once it is full `offer()` refuses (the caller answers 503 with Retry-After).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -64,10 +65,8 @@ class EventSink:
             except TimeoutError:
                 log.error("stopping with undelivered events", extra={"pending": len(self._buffer)})
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._producer is not None:
             await self._producer.stop()
 

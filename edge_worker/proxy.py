@@ -11,6 +11,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from edge_worker.bounded_body import read_bounded
+
 # RFC 9110 §7.6.1 hop-by-hop headers, plus host (the client sets it for the origin).
 _HOP_BY_HOP = frozenset(
     {
@@ -52,31 +54,13 @@ class OriginProxy:
     async def forward(self, request: Request, extra_headers: list[tuple[str, str]]) -> Response:
         body = b""
         if request.method not in ("GET", "HEAD"):
-            declared = int(request.headers.get("content-length") or 0)
-            if declared > MAX_PROXY_BODY_BYTES:
+            read = await read_bounded(request, MAX_PROXY_BODY_BYTES)
+            if read is None:
+                reason = f"larger than {MAX_PROXY_BODY_BYTES} bytes"
                 return JSONResponse(
-                    {
-                        "error": "payload_too_large",
-                        "field": "body",
-                        "reason": f"larger than {MAX_PROXY_BODY_BYTES} bytes",
-                    },
-                    status_code=413,
+                    {"error": "payload_too_large", "field": "body", "reason": reason}, status_code=413
                 )
-            chunks = []
-            size = 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_PROXY_BODY_BYTES:
-                    return JSONResponse(
-                        {
-                            "error": "payload_too_large",
-                            "field": "body",
-                            "reason": f"larger than {MAX_PROXY_BODY_BYTES} bytes",
-                        },
-                        status_code=413,
-                    )
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            body = read
         forwarded = forwardable_request_headers(request) + extra_headers
         client_host = request.client.host if request.client else ""
         forwarded.append(("x-forwarded-for", client_host))

@@ -7,6 +7,7 @@ and memory-mapped, so a restarted edge serves at once, even with the aggregator 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mmap
 import os
@@ -65,10 +66,8 @@ class SnapshotSync:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         await self._client.aclose()
 
     async def _poll_forever(self) -> None:
