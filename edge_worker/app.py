@@ -26,6 +26,7 @@ from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_metrics import RequestMetrics
 from edge_worker.snapshot_sync import SnapshotSync
+from edge_worker.staleness import SyncHealth
 
 log = logging.getLogger("pz.edge")
 MAX_SLOTS = 10
@@ -55,9 +56,16 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     pz_js_etag = '"' + hashlib.sha256(pz_js).hexdigest()[:16] + '"'
     store = ProfileStore(cfg.profile_cache_size)
     sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
-    snapshots = SnapshotSync(store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s)
+    health = SyncHealth(cfg.stale_after_s)
+    snapshots = SnapshotSync(
+        store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s, health
+    )
     deltas = DeltaSync(
-        store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh
+        store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh, health
+    )
+    metrics.OVERLAY_USERS.set_function(lambda: store.overlay_size)
+    metrics.SNAPSHOT_AGE_SECONDS.set_function(
+        lambda: time.time() - store.snapshot.created_ms / 1000 if store.snapshot is not None else -1
     )
     proxy = OriginProxy(cfg.origin_url) if cfg.origin_url else None
 
@@ -92,10 +100,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         started = time.perf_counter()
+        now_s = time.time()
+        snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
         profile = store.get(identity.key)
-        decision = decide(profile, store.snapshot, slots, int(time.time()), settings)
+        decision = decide(profile, snapshot, slots, int(now_s), settings)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        response = JSONResponse({"slots": decision}, headers={"Cache-Control": "private, no-store"})
+        body = {"slots": decision, "sync": health.stamp(snapshot, now_s)}
+        response = JSONResponse(body, headers={"Cache-Control": "private, no-store"})
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 
@@ -123,7 +134,8 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         body = {
             "ready": ready,
             "checks": checks,
-            "snapshot_id": snapshot.snapshot_id if snapshot else None,
+            "snapshot_source": health.snapshot_source,
+            "sync": health.stamp(snapshot, time.time()),
             "pending_events": sink.pending,
         }
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -28,6 +28,7 @@ class EdgeConfig:
     max_clock_skew_ms: int = 10 * 60 * 1000
     event_buffer_size: int = 10_000
     snapshot_poll_s: float = 5.0
+    stale_after_s: float = 60.0  # decisions are marked stale after this long without news from sync
     profile_cache_size: int = 100_000
     view_window_s: int = 600
     similar_min_views: int = 3
@@ -52,6 +53,7 @@ class EdgeConfig:
             max_clock_skew_ms=env_int(e, "PZ_MAX_CLOCK_SKEW_MS", d.max_clock_skew_ms, minimum=1000),
             event_buffer_size=env_int(e, "PZ_EVENT_BUFFER_SIZE", d.event_buffer_size, minimum=1),
             snapshot_poll_s=env_float(e, "PZ_SNAPSHOT_POLL_S", d.snapshot_poll_s, minimum=0.05),
+            stale_after_s=env_float(e, "PZ_STALE_AFTER_S", d.stale_after_s, minimum=1.0),
             profile_cache_size=env_int(e, "PZ_PROFILE_CACHE_SIZE", d.profile_cache_size, minimum=1),
             view_window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.view_window_s, minimum=1),
             similar_min_views=env_int(e, "PZ_SIMILAR_MIN_VIEWS", d.similar_min_views, minimum=1),

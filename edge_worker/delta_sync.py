@@ -1,7 +1,8 @@
 """Applies the aggregator's delta batches from Kafka, every partition, without a consumer group.
 
 The edge starts right after the position its snapshot includes. Batches are verified before use;
-duplicates (replays after an aggregator crash) are dropped; a sequence gap asks for a new snapshot.
+duplicates (replays after an aggregator crash) are dropped; a sequence gap, a batch that does not
+verify or a format this edge does not know asks for a new snapshot.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from edge_worker import metrics
+from edge_worker.backoff import Backoff
 from edge_worker.profile_store import DeltaOutcome, ProfileStore
+from edge_worker.staleness import SyncHealth
 from schemas.delta_codec import decode_delta
 from schemas.errors import SchemaError
 from schemas.signing import SigningKey, open_sealed
@@ -32,13 +34,15 @@ class DeltaSync:
         bootstrap: str,
         signing_key: SigningKey,
         fetch_max_wait_ms: int,
-        on_gap: Callable[[], None],
+        on_resync_needed: Callable[[], None],
+        health: SyncHealth,
     ) -> None:
+        self._health = health
         self._store = store
         self._bootstrap = bootstrap
         self._keys = {signing_key.key_id: signing_key}
         self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._on_gap = on_gap
+        self._on_resync_needed = on_resync_needed
         self._task: asyncio.Task[None] | None = None
         self.connected = False
 
@@ -52,7 +56,7 @@ class DeltaSync:
                 await self._task
 
     async def _connect(self) -> AIOKafkaConsumer:
-        backoff_s = 0.05
+        backoff = Backoff()
         while True:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
@@ -73,8 +77,7 @@ class DeltaSync:
             except KafkaError as exc:
                 await consumer.stop()
                 log.warning("broker unreachable; deciding from what is held", extra={"error": str(exc)})
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, 2.0)
+                await asyncio.sleep(backoff.next_delay_s())
 
     async def _seek(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
         snapshot = self._store.snapshot
@@ -101,19 +104,22 @@ class DeltaSync:
         try:
             batch = decode_delta(open_sealed(sealed, self._keys))
         except SchemaError as exc:
+            # Forged, torn or from a newer format: what it carried must come from a snapshot instead.
             metrics.DELTAS_DROPPED.labels(type(exc).__name__).inc()
-            log.error("delta batch refused", extra={"error": str(exc)})
+            log.error("delta batch refused; resynchronising from a snapshot", extra={"error": str(exc)})
+            self._on_resync_needed()
             return None
         outcome = self._store.apply_delta(batch)
         if outcome is DeltaOutcome.DUPLICATE:
             metrics.DELTAS_DROPPED.labels("duplicate").inc()
             return outcome
         metrics.DELTAS_APPLIED.inc()
-        metrics.DELTA_LAG_SECONDS.set(max(0.0, time.time() - batch.created_ms / 1000))
+        self._health.delta_applied(batch.created_ms)
+        metrics.DELTA_LAG_SECONDS.labels(str(batch.partition)).set(self._health.delta_lag_s or 0.0)
         if outcome is DeltaOutcome.GAP:
             log.warning(
                 "delta sequence gap; resynchronising from a snapshot",
                 extra={"partition": batch.partition, "seq": batch.seq},
             )
-            self._on_gap()
+            self._on_resync_needed()
         return outcome

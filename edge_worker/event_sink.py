@@ -18,10 +18,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from edge_worker import metrics
+from edge_worker.backoff import Backoff
 
 log = logging.getLogger("pz.edge.sink")
 _SEND_BATCH = 500
-_RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,7 @@ class EventSink:
             await self._drained.wait()
 
     async def _connect(self) -> AIOKafkaProducer:
-        backoff_s = 0.05
+        backoff = Backoff()
         while True:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
@@ -91,11 +91,10 @@ class EventSink:
                 await producer.stop()
                 self.connected = False
                 log.warning("broker unreachable; events stay buffered", extra={"error": str(exc)})
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, _RETRY_MAX_S)
+                await asyncio.sleep(backoff.next_delay_s())
 
     async def _drain_forever(self) -> None:
-        backoff_s = 0.05
+        backoff = Backoff()
         while True:
             if not self._buffer:
                 self._drained.set()
@@ -117,10 +116,9 @@ class EventSink:
                 log.warning(
                     "producing failed; retrying", extra={"error": str(exc), "pending": len(self._buffer)}
                 )
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, _RETRY_MAX_S)
+                await asyncio.sleep(backoff.next_delay_s())
                 continue
-            backoff_s = 0.05
+            backoff.reset()
             self.connected = True
             for _ in head:
                 self._buffer.popleft()

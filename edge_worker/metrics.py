@@ -16,6 +16,20 @@ EVENTS_PRODUCED = Counter("pz_edge_events_produced_total", "Events written to Ka
 EVENT_BUFFER = Gauge("pz_edge_event_buffer", "Accepted events waiting to be written to Kafka")
 DELTAS_APPLIED = Counter("pz_edge_deltas_applied_total", "Delta batches applied")
 DELTAS_DROPPED = Counter("pz_edge_deltas_dropped_total", "Delta batches dropped", ["reason"])
-DELTA_LAG_SECONDS = Gauge("pz_edge_delta_lag_seconds", "Age of the newest applied delta batch when applied")
+DELTA_LAG_SECONDS = Gauge(
+    "pz_edge_delta_lag_seconds", "Age of the newest applied delta batch when applied", ["partition"]
+)
+PROFILE_CACHE = Counter(
+    "pz_edge_profile_cache_total", "Profile lookups in the decoded-profile cache", ["result"]
+)
+PROFILE_DECODE_ERRORS = Counter(
+    "pz_edge_profile_decode_errors_total", "Snapshot profiles that failed to decode"
+)
+SNAPSHOT_AGE_SECONDS = Gauge("pz_edge_snapshot_age_seconds", "Age of the snapshot in use")
+SYNC_AGE_SECONDS = Gauge(
+    "pz_edge_sync_age_seconds", "Time since the edge last heard from sync (snapshot or deltas)"
+)
+OVERLAY_USERS = Gauge("pz_edge_overlay_users", "Users held in the delta overlay")
+SNAPSHOT_INFO = Gauge("pz_edge_snapshot_info", "The snapshot in use (value 1)", ["snapshot_id"])
 SNAPSHOT_LOADS = Counter("pz_edge_snapshot_loads_total", "Snapshots loaded", ["source"])
 SNAPSHOT_REJECTED = Counter("pz_edge_snapshot_rejected_total", "Snapshots refused", ["reason"])

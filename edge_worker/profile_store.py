@@ -11,7 +11,9 @@ from enum import Enum
 
 from lru import LRU
 
+from edge_worker import metrics
 from schemas.delta_codec import DeltaBatch
+from schemas.errors import DecodeError
 from schemas.profiles import Profile
 from schemas.snapshot_codec import SnapshotReader
 
@@ -71,12 +73,23 @@ class ProfileStore:
         self._applied_seq[batch.partition] = batch.seq
         return DeltaOutcome.GAP if batch.seq > last + 1 else DeltaOutcome.APPLIED
 
+    @property
+    def overlay_size(self) -> int:
+        return len(self._overlay)
+
     def get(self, key: int) -> Profile | None:
         entry = self._overlay.get(key)
         if entry is not None:
             return entry.profile
         if key in self._cache:
+            metrics.PROFILE_CACHE.labels("hit").inc()
             return self._cache[key]
-        profile = self._snapshot.find_user(key) if self._snapshot is not None else None
+        metrics.PROFILE_CACHE.labels("miss").inc()
+        try:
+            profile = self._snapshot.find_user(key) if self._snapshot is not None else None
+        except DecodeError:
+            # Verified snapshots do not do this; if one ever does, the user is treated as unknown.
+            metrics.PROFILE_DECODE_ERRORS.inc()
+            profile = None
         self._cache[key] = profile
         return profile

@@ -11,13 +11,13 @@ import contextlib
 import logging
 import mmap
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from edge_worker import metrics
 from edge_worker.profile_store import ProfileStore
+from edge_worker.staleness import SyncHealth
 from schemas.errors import SchemaError
 from schemas.signing import SigningKey, open_sealed
 from schemas.snapshot_codec import SnapshotReader
@@ -33,19 +33,20 @@ class SnapshotSync:
         state_dir: Path,
         signing_key: SigningKey,
         poll_s: float,
-        on_installed: Callable[[SnapshotReader], None] = lambda _: None,
+        health: SyncHealth,
+        transport: httpx.AsyncBaseTransport | None = None,  # a seam for tests
     ) -> None:
+        self._health = health
         self._store = store
         self._url = f"{aggregator_url}/sync/snapshot"
         self._path = state_dir / "snapshot.bin"
         self._keys = {signing_key.key_id: signing_key}
         self._poll_s = poll_s
-        self._on_installed = on_installed
         self._etag: str | None = None
         self._mapped: mmap.mmap | None = None
         self._refresh = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0))
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0), transport=transport)
 
     def load_from_disk(self) -> bool:
         if not self._path.exists():
@@ -87,6 +88,7 @@ class SnapshotSync:
         headers = {"If-None-Match": self._etag} if self._etag else {}
         response = await self._client.get(self._url, headers=headers)
         if response.status_code == 304:
+            self._health.heard()
             return False
         if response.status_code != 200:
             log.warning("snapshot not available", extra={"status": response.status_code})
@@ -101,6 +103,7 @@ class SnapshotSync:
         await asyncio.to_thread(self._write, body)
         self._install_file("aggregator")
         self._etag = response.headers.get("etag")
+        self._health.heard()
         return True
 
     def _write(self, body: bytes) -> None:
@@ -126,4 +129,6 @@ class SnapshotSync:
             "snapshot installed",
             extra={"snapshot_id": reader.snapshot_id, "users": reader.user_count, "source": source},
         )
-        self._on_installed(reader)
+        self._health.snapshot_source = source
+        metrics.SNAPSHOT_INFO.clear()
+        metrics.SNAPSHOT_INFO.labels(reader.snapshot_id).set(1)

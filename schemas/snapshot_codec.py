@@ -127,16 +127,20 @@ class SnapshotReader:
         return int(self._user_count)
 
     def find_user(self, key: int) -> Profile | None:
-        lo, hi = 0, self._user_count - 1
-        root = self._root
-        while lo <= hi:
-            mid = (lo + hi) >> 1
-            candidate = root.Users(mid)
-            mid_key = candidate.Key()
-            if mid_key == key:
-                return read_profile(candidate)
-            if mid_key < key:
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        return None
+        """The profile of `key`, or None. Raises DecodeError if the buffer is malformed there."""
+        try:
+            lo, hi = 0, self._user_count - 1
+            root = self._root
+            while lo <= hi:
+                mid = (lo + hi) >> 1
+                candidate = root.Users(mid)
+                mid_key = candidate.Key()
+                if mid_key == key:
+                    return read_profile(candidate)
+                if mid_key < key:
+                    lo = mid + 1
+                else:
+                    hi = mid - 1
+            return None
+        except Exception as exc:  # flatbuffers raises struct, index, type and unicode errors on bad data
+            raise DecodeError(f"malformed snapshot at user lookup: {exc}") from exc

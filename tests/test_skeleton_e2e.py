@@ -119,6 +119,8 @@ def test_operations_endpoints(stack: LocalStack) -> None:
     ):
         assert name in metrics
     assert "pz_aggregator_events_total" in httpx.get(f"{stack.aggregator_url}/metrics").text
+    sync = httpx.get(f"{stack.edge_url}/pz/decide").json()["sync"]
+    assert sync["stale"] is False and sync["snapshot_id"] and sync["sync_age_s"] < 30
 
 
 def test_the_shop_is_served_through_the_edge_with_spoofed_headers_removed(stack: LocalStack) -> None:
