@@ -61,9 +61,18 @@ class ManagedProcess:
             os.kill(self.pid, signal.SIGKILL)
         self.popen.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its sockets and data but answers nothing (a hang, a partition)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.popen.poll() is not None:
             return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGCONT)  # a paused process cannot act on SIGTERM
         self.popen.terminate()
         try:
             self.popen.wait(timeout=timeout_s)

@@ -85,3 +85,46 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
         assert "overflow" not in {decode_event(value).item for _, value in records}
         assert client.get("/readyz").json()["pending_events"] == 0
         assert beacon(client, "after").status_code == 202
+
+
+@pytest.mark.timeout(150)
+def test_a_broker_hung_for_ten_seconds_loses_no_update(stack: LocalStack) -> None:
+    """Users view a product three times each while the broker answers nothing; once it is back,
+    every one of them gets the changed decision."""
+    clients = [httpx.Client(base_url=stack.edge_url, timeout=10) for _ in range(30)]
+    try:
+        for client in clients:
+            assert client.get("/pz/decide", params={"slots": "recs"}).status_code == 200  # identity cookie
+        broker = stack.processes["broker"]
+        broker.pause()
+        try:
+            hung_at = time.monotonic()
+            for view_no in range(3):
+                for n, client in enumerate(clients):
+                    item = f"h{n:03d}"
+                    response = client.post(
+                        "/pz/collect",
+                        json={
+                            "type": "page_view",
+                            "item": item,
+                            "category": "hung",
+                            "ts": int(time.time() * 1000),
+                        },
+                    )
+                    assert response.status_code == 202, (view_no, response.text)
+                assert clients[0].get("/pz/decide", params={"slots": "recs"}).status_code == 200
+            time.sleep(max(0.0, 10 - (time.monotonic() - hung_at)))
+        finally:
+            broker.resume()
+        deadline = time.monotonic() + 60
+        waiting = set(range(len(clients)))
+        while waiting and time.monotonic() < deadline:
+            for n in sorted(waiting):
+                recs = clients[n].get("/pz/decide", params={"slots": "recs"}).json()["slots"]["recs"]
+                if recs["rule"] == "similar_to_recent" and recs["based_on"] == f"h{n:03d}":
+                    waiting.discard(n)
+            time.sleep(0.2)
+        assert waiting == set(), f"{len(waiting)} users never got their update"
+    finally:
+        for client in clients:
+            client.close()
