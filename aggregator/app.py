@@ -16,13 +16,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aggregator.config import AggregatorConfig
+from aggregator.delta_relay import DeltaRelay
 from aggregator.pipeline import Pipeline
 from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import StateStore
+from schemas.delta_codec import frame_batches
 from schemas.settings import DEV_SIGNING_SECRET
 from schemas.topics import EVENT_TOPICS
 
 log = logging.getLogger("pz.aggregator")
+_MAX_WAIT_MS = 60_000
+
+
+def _parse_since(text: str) -> dict[int, int]:
+    """`0:12,1:7` -> {0: 12, 1: 7}: the last sequence the edge applied, per partition."""
+    since: dict[int, int] = {}
+    for part in filter(None, text.split(",")):
+        partition, sep, seq = part.partition(":")
+        if not sep or not partition.isdigit() or not seq.isdigit():
+            raise ValueError(f"expected PARTITION:SEQ pairs separated by commas, got {part[:40]!r}")
+        since[int(partition)] = int(seq)
+    return since
 
 
 async def _partition_count(bootstrap: str) -> int:
@@ -47,12 +61,16 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         pipeline = Pipeline(cfg, store)
         builder = SnapshotBuilder(cfg, store, await _partition_count(cfg.kafka_bootstrap))
         app.state.redis, app.state.pipeline, app.state.snapshots = client, pipeline, builder
+        relay = DeltaRelay(cfg.kafka_bootstrap, cfg.signing_key, cfg.relay_batches, cfg.fetch_max_wait_ms)
+        app.state.relay = relay
         await pipeline.start()
         await builder.start()
+        await relay.start()
         log.info("aggregator started", extra={"port": cfg.http_port})
         try:
             yield
         finally:
+            await relay.stop()
             await builder.stop()
             await pipeline.stop()
             await client.aclose()
@@ -87,6 +105,33 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             return Response(status_code=304, headers=headers)
         return Response(latest.sealed, media_type="application/x-pz-snapshot", headers=headers)
 
+    async def deltas(request: Request) -> Response:
+        try:
+            since = _parse_since(request.query_params.get("since", ""))
+        except ValueError as exc:
+            return JSONResponse(
+                {"error": "invalid_request", "field": "since", "reason": str(exc)}, status_code=400
+            )
+        wait_ms = request.query_params.get("wait_ms", "0")
+        if not wait_ms.isdigit() or int(wait_ms) > _MAX_WAIT_MS:
+            reason = f"an integer between 0 and {_MAX_WAIT_MS}"
+            return JSONResponse(
+                {"error": "invalid_request", "field": "wait_ms", "reason": reason}, status_code=400
+            )
+        answer = await request.app.state.relay.wait(since, int(wait_ms) / 1000)
+        if answer.too_old:
+            body = {
+                "error": "resync_required",
+                "partitions": answer.too_old,
+                "reason": "the relay no longer holds batches that old: load a snapshot",
+            }
+            return JSONResponse(body, status_code=409)
+        return Response(
+            frame_batches(answer.batches),
+            media_type="application/x-pz-deltas",
+            headers={"Cache-Control": "no-store"},
+        )
+
     async def build_snapshot(request: Request) -> Response:
         supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not cfg.admin_token or not hmac.compare_digest(supplied, cfg.admin_token):
@@ -103,6 +148,7 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Route("/sync/snapshot", snapshot),
+            Route("/sync/deltas", deltas),
             Route("/admin/snapshot", build_snapshot, methods=["POST"]),
         ],
         lifespan=lifespan,

@@ -29,6 +29,7 @@ class AggregatorConfig:
     session_timeout_ms: int = 6_000
     signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     admin_token: str = ""
+    relay_batches: int = 10_000  # recent delta batches held per partition for HTTP sync
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -60,4 +61,5 @@ class AggregatorConfig:
                 env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
             ),
             admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
+            relay_batches=env_int(e, "PZ_RELAY_BATCHES", d.relay_batches, minimum=1, maximum=10_000_000),
         )

@@ -19,6 +19,8 @@ from edge_worker import metrics
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
 from edge_worker.decide import SLOTS, DecisionSettings, decide
+from edge_worker.delta_apply import DeltaApplier
+from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
 from edge_worker.event_sink import EventSink
 from edge_worker.identity import CookieSigner, Identity
@@ -60,9 +62,12 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     snapshots = SnapshotSync(
         store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s, health
     )
-    deltas = DeltaSync(
-        store, cfg.kafka_bootstrap, cfg.signing_key, cfg.fetch_max_wait_ms, snapshots.request_refresh, health
-    )
+    applier = DeltaApplier(store, cfg.signing_key, snapshots.request_refresh, health)
+    deltas: DeltaSync | HttpDeltaSync
+    if cfg.delta_transport == "http":
+        deltas = HttpDeltaSync(store, cfg.aggregator_url, applier)
+    else:
+        deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.fetch_max_wait_ms, applier)
     metrics.OVERLAY_USERS.set_function(lambda: store.overlay_size)
     metrics.SNAPSHOT_AGE_SECONDS.set_function(
         lambda: time.time() - store.snapshot.created_ms / 1000 if store.snapshot is not None else -1

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_float, env_int, env_str
+from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_choice, env_float, env_int, env_str
 from schemas.signing import SigningKey
 
 DEV_COOKIE_SECRET = "pz-dev-cookie-secret"  # noqa: S105 - documented development default
@@ -35,6 +35,7 @@ class EdgeConfig:
     recs_limit: int = 8
     signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
+    delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -65,4 +66,5 @@ class EdgeConfig:
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),
+            delta_transport=env_choice(e, "PZ_DELTA_TRANSPORT", d.delta_transport, ("kafka", "http")),
         )

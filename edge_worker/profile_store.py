@@ -46,6 +46,9 @@ class ProfileStore:
     def applied_seq(self) -> dict[int, int]:
         return dict(self._applied_seq)
 
+    def applied_seq_of(self, partition: int) -> int:
+        return self._applied_seq.get(partition, 0)
+
     def install_snapshot(self, snapshot: SnapshotReader) -> None:
         for partition, position in snapshot.positions.items():
             if position.seq > self._applied_seq.get(partition, 0):

@@ -85,7 +85,6 @@ class LocalStack:
         create_topics_sync(self.kafka_bootstrap, opts.partitions)
 
         self.aggregator_url = f"http://127.0.0.1:{ports['aggregator']}"
-        self.edge_url = f"http://127.0.0.1:{ports['edge']}"
         env = self._service_env()
         if opts.with_shop:
             self.shop_url = f"http://127.0.0.1:{ports['shop']}"
@@ -104,25 +103,32 @@ class LocalStack:
             },
         )
         wait_for_http(self.processes["aggregator"], f"{self.aggregator_url}/readyz", timeout_s=60)
-        self.processes["edge"] = spawn(
-            "edge",
+        self.edge_url = self.add_edge("edge", ports["edge"])
+
+    def add_edge(self, name: str, port: int = 0, extra_env: dict[str, str] | None = None) -> str:
+        """Start an edge worker (one more, for tests of several edges) and wait until it is ready."""
+        port = port or free_port()
+        self.processes[name] = spawn(
+            name,
             [sys.executable, "-m", "edge_worker"],
-            logs,
+            self.options.state_dir / "logs",
             {
-                **env,
-                "PZ_EDGE_PORT": str(ports["edge"]),
+                **self._service_env(),
+                "PZ_EDGE_PORT": str(port),
                 "PZ_ORIGIN_URL": self.shop_url,
-                "PZ_EDGE_STATE_DIR": str(opts.state_dir / "edge"),
+                "PZ_EDGE_STATE_DIR": str(self.options.state_dir / name),
+                **(extra_env or {}),
             },
         )
-        wait_for_http(self.processes["edge"], f"{self.edge_url}/readyz", timeout_s=60)
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(self.processes[name], f"{url}/readyz", timeout_s=60)
+        return url
 
     def down(self) -> None:
         """Stop exactly what this stack started, services first, by PID."""
-        for name in ("edge", "aggregator", "shop", "redis", "broker"):
-            process = self.processes.pop(name, None)
-            if process is not None:
-                process.stop()
+        rank = {"aggregator": 1, "shop": 2, "redis": 3, "broker": 4}  # edges (any name) go first
+        for name in sorted(self.processes, key=lambda n: rank.get(n, 0)):
+            self.processes.pop(name).stop()
 
     def restart(self, name: str) -> None:
         """Start a stopped or killed service again, same command and environment (fault tests)."""

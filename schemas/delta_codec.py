@@ -65,3 +65,34 @@ def decode_delta(buf: bytes | memoryview) -> DeltaBatch:
         raise
     except Exception as exc:
         raise DecodeError(f"malformed delta batch: {exc}") from exc
+
+
+def delta_position(buf: bytes | memoryview) -> tuple[int, int]:
+    """(partition, seq) of a delta batch, read without decoding its profiles."""
+    if len(buf) < 8 or not util.BufferHasIdentifier(buf, 0, DELTA_IDENTIFIER):
+        raise DecodeError("not a pz delta batch (file identifier PZDL missing)")
+    try:
+        root = fb.DeltaBatch.GetRootAs(buf, 0)
+        return int(root.Partition()), int(root.Seq())
+    except Exception as exc:  # flatbuffers raises struct, index and type errors on bad data
+        raise DecodeError(f"malformed delta batch: {exc}") from exc
+
+
+def frame_batches(batches: list[bytes]) -> bytes:
+    """The HTTP delta stream: each sealed batch preceded by its length (4 bytes, big-endian)."""
+    return b"".join(len(b).to_bytes(4, "big") + b for b in batches)
+
+
+def unframe_batches(body: bytes) -> list[bytes]:
+    batches = []
+    position = 0
+    while position < len(body):
+        if position + 4 > len(body):
+            raise DecodeError("delta stream ends inside a length prefix")
+        length = int.from_bytes(body[position : position + 4], "big")
+        position += 4
+        if position + length > len(body):
+            raise DecodeError("delta stream ends inside a batch")
+        batches.append(body[position : position + length])
+        position += length
+    return batches

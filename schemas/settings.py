@@ -19,6 +19,13 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
     return env.get(name, default)
 
 
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: must be one of {', '.join(choices)}")
+    return value
+
+
 def env_int(
     env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 2**62
 ) -> int:

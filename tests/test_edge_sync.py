@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from edge_worker.config import DEV_COOKIE_SECRET
-from edge_worker.delta_sync import DeltaSync
+from edge_worker.delta_apply import DeltaApplier
 from edge_worker.identity import CookieSigner
 from edge_worker.profile_store import DeltaOutcome, ProfileStore
 from edge_worker.snapshot_sync import SnapshotSync
@@ -85,7 +85,7 @@ async def test_a_tampered_file_on_disk_is_not_loaded(tmp_path: Path) -> None:
 def test_gaps_and_refused_batches_ask_for_a_snapshot() -> None:
     store = ProfileStore(10)
     resyncs: list[int] = []
-    deltas = DeltaSync(store, "127.0.0.1:1", KEY, 10, lambda: resyncs.append(1), SyncHealth(60))
+    deltas = DeltaApplier(store, KEY, lambda: resyncs.append(1), SyncHealth(60))
     assert deltas.apply(seal(encode_delta(DeltaBatch(0, 1, 0, (Profile(1),))), KEY)) is DeltaOutcome.APPLIED
     assert deltas.apply(seal(encode_delta(DeltaBatch(0, 1, 0, (Profile(1),))), KEY)) is DeltaOutcome.DUPLICATE
     assert resyncs == []
