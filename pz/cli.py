@@ -88,13 +88,20 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="run a benchmark scenario",
         description="Run a benchmark scenario; prints a table, and JSON with --json.",
     )
-    bench.add_argument("scenario", choices=["skeleton"], help="skeleton: event -> edge decision freshness")
+    bench.add_argument(
+        "scenario",
+        choices=["skeleton", "snapshot"],
+        help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups",
+    )
     bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
     bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
     bench.add_argument(
         "--rate", type=_positive_float, default=300.0, help="events per second offered (default 300)"
     )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
+    bench.add_argument(
+        "--users", type=_positive_int, default=1_000_000, help="snapshot: users (default 1 000 000)"
+    )
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -148,6 +155,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.scenario == "snapshot":
+        from benchmarks.snapshot import run_snapshot
+
+        return run_snapshot(users=args.users, quick=args.quick, json_path=args.json_path)
     from benchmarks.skeleton import run_skeleton
 
     return run_skeleton(rate=args.rate, duration_s=args.duration, quick=args.quick, json_path=args.json_path)

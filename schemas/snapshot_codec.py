@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import flatbuffers
-from flatbuffers import util
+from flatbuffers import number_types, util
 
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
@@ -48,6 +50,10 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     for off in reversed(user_offsets):
         builder.PrependUOffsetTRelative(off)
     users_vec = builder.EndVector()
+    fb.SnapshotStartUserKeysVector(builder, len(users))
+    for user in reversed(users):
+        builder.PrependUint64(user.key)
+    keys_vec = builder.EndVector()
 
     category_offsets = []
     for category in sorted(content.popular_by_category):
@@ -78,6 +84,7 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     fb.SnapshotAddPopular(builder, popular_vec)
     fb.SnapshotAddCategories(builder, categories_vec)
     fb.SnapshotAddUsers(builder, users_vec)
+    fb.SnapshotAddUserKeys(builder, keys_vec)
     builder.Finish(fb.SnapshotEnd(builder), file_identifier=SNAPSHOT_IDENTIFIER)
     return bytes(builder.Output())
 
@@ -87,6 +94,7 @@ class SnapshotReader:
     small); users are found by binary search and decoded only when asked for."""
 
     __slots__ = (
+        "_keys",
         "_root",
         "_user_count",
         "snapshot_id",
@@ -105,6 +113,9 @@ class SnapshotReader:
                 raise DecodeError(f"unsupported snapshot format version {root.FormatVersion()}")
             self._root = root
             self._user_count = root.UsersLength()
+            self._keys = _key_view(buf, root)
+            if len(self._keys) != self._user_count:
+                raise DecodeError(f"{len(self._keys)} user keys for {self._user_count} users")
             self.snapshot_id = (root.Id() or b"").decode()
             self.created_ms = root.CreatedMs()
             self.positions = {
@@ -128,19 +139,28 @@ class SnapshotReader:
 
     def find_user(self, key: int) -> Profile | None:
         """The profile of `key`, or None. Raises DecodeError if the buffer is malformed there."""
-        try:
-            lo, hi = 0, self._user_count - 1
-            root = self._root
-            while lo <= hi:
-                mid = (lo + hi) >> 1
-                candidate = root.Users(mid)
-                mid_key = candidate.Key()
-                if mid_key == key:
-                    return read_profile(candidate)
-                if mid_key < key:
-                    lo = mid + 1
-                else:
-                    hi = mid - 1
+        index = bisect_left(self._keys, key)  # in C, over the keys in place
+        if index == self._user_count or self._keys[index] != key:
             return None
+        try:
+            return read_profile(self._root.Users(index))
         except Exception as exc:  # flatbuffers raises struct, index, type and unicode errors on bad data
-            raise DecodeError(f"malformed snapshot at user lookup: {exc}") from exc
+            raise DecodeError(f"malformed snapshot at user {key}: {exc}") from exc
+
+
+_USER_KEYS_FIELD = 18  # vtable offset of Snapshot.user_keys (8th field: 4 + 2 * 7)
+
+
+def _key_view(buf: bytes | memoryview, root: fb.Snapshot) -> Sequence[int]:
+    """The user_keys vector as a sequence of ints, read in place."""
+    tab = root._tab  # noqa: SLF001 - flatbuffers exposes no public accessor for a vector's bytes
+    o = number_types.UOffsetTFlags.py_type(tab.Offset(_USER_KEYS_FIELD))
+    if o == 0:
+        return memoryview(b"").cast("Q")
+    start, count = tab.Vector(o), tab.VectorLen(o)
+    if start + 8 * count > len(buf):
+        raise DecodeError("user key vector runs past the end of the buffer")
+    view = memoryview(buf)[start : start + 8 * count]
+    if sys.byteorder == "little":  # FlatBuffers are little-endian: the bytes are native ints
+        return view.cast("Q")
+    return [int.from_bytes(view[i : i + 8], "little") for i in range(0, 8 * count, 8)]

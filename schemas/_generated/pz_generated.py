@@ -609,8 +609,35 @@ class Snapshot(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
         return o == 0
 
+    # Snapshot
+    def UserKeys(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # Snapshot
+    def UserKeysAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint64Flags, o)
+        return 0
+
+    # Snapshot
+    def UserKeysLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Snapshot
+    def UserKeysIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        return o == 0
+
 def SnapshotStart(builder):
-    builder.StartObject(7)
+    builder.StartObject(8)
 
 def SnapshotAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -644,6 +671,12 @@ def SnapshotAddUsers(builder, users):
 
 def SnapshotStartUsersVector(builder, numElems):
     return builder.StartVector(4, numElems, 4)
+
+def SnapshotAddUserKeys(builder, userKeys):
+    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(userKeys), 0)
+
+def SnapshotStartUserKeysVector(builder, numElems):
+    return builder.StartVector(8, numElems, 8)
 
 def SnapshotEnd(builder):
     return builder.EndObject()
