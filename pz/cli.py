@@ -104,6 +104,35 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    snapshot = sub.add_parser(
+        "snapshot",
+        help="look inside a snapshot file",
+        description="Look inside a snapshot file (the signing key comes from "
+        "PZ_SIGNING_KEY_ID / PZ_SIGNING_SECRET).",
+    )
+    tools = snapshot.add_subparsers(dest="tool", required=True)
+    inspect = tools.add_parser("inspect", help="header, counts, sizes and signature status")
+    inspect.add_argument("file", type=Path)
+    user = tools.add_parser("user", help="one user's profile")
+    user.add_argument("file", type=Path)
+    user.add_argument(
+        "uid", help="the raw id from the pz_uid cookie (hashed with PZ_COOKIE_SECRET), or key:NUMBER"
+    )
+
+
+def run_snapshot_tool(args: argparse.Namespace) -> int:
+    from pz.snapshot_tools import SnapshotToolError, dumps, find_user, inspect_snapshot
+
+    try:
+        result = inspect_snapshot(args.file) if args.tool == "inspect" else find_user(args.file, args.uid)
+    except SnapshotToolError as exc:
+        print(f"pz snapshot {args.tool}: {exc}", file=sys.stderr)
+        return 1
+    print(dumps(result))
+    return 0 if args.tool == "inspect" or result["found"] else 3
+
+
 def run_up(args: argparse.Namespace) -> int:
     options = stack_options_from_env(
         edge_port=args.edge_port,
@@ -169,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_up(sub)
     _add_bench(sub)
+    _add_snapshot(sub)
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         if args.command == "up":
             return run_up(args)
+        if args.command == "snapshot":
+            return run_snapshot_tool(args)
         return run_bench(args)
     except (StackError, ConfigError) as exc:
         print(f"pz {args.command}: {exc}", file=sys.stderr)

@@ -52,6 +52,18 @@ def _vector_view(buf: memoryview, tab: table.Table, field_offset: int) -> memory
     return buf[start : start + tab.VectorLen(o)]
 
 
+def unverified_payload(data: bytes | memoryview) -> memoryview:
+    """The payload without checking the signature: for inspection tools only, never for serving."""
+    buf = memoryview(data)
+    if len(buf) < 8 or not util.BufferHasIdentifier(buf, 0, SIGNED_IDENTIFIER):
+        raise DecodeError("not a signed pz envelope (file identifier PZSG missing)")
+    try:
+        env = fb.Signed.GetRootAs(buf, 0)
+        return _vector_view(buf, env._tab, 10)  # noqa: SLF001
+    except Exception as exc:
+        raise DecodeError(f"malformed envelope: {exc}") from exc
+
+
 def open_sealed(data: bytes | memoryview, keys: dict[str, SigningKey]) -> memoryview:
     """Verify an envelope and return its payload as a zero-copy view.
 

@@ -15,7 +15,7 @@ from schemas.errors import DecodeError
 from schemas.profiles import Profile, read_profile, write_profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
-SNAPSHOT_FORMAT_VERSION = 1
+SNAPSHOT_FORMAT_VERSION = 2  # 2: user_keys vector
 
 
 @dataclass(frozen=True, slots=True)
