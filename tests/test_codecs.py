@@ -29,7 +29,7 @@ KEYS = {"k1": KEY}
 
 def profile(key: int, item: str = "p1") -> Profile:
     return Profile(
-        key=key, items=(ItemHistory(item, "shoes", (300, 200, 100)),), segments=("s",), updated_ms=5
+        key=key, items=(ItemHistory(item, "shoes", (300, 200, 100)),), segments=("s",), updated_ms=5_000
     )
 
 

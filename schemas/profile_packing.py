@@ -1,0 +1,126 @@
+"""Packed user profiles for snapshots: a few bytes per user instead of a FlatBuffers table each.
+
+Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded signed values):
+
+    updated_age_s(z)  n_segments  segment_index*  n_items
+    then per item:    item_index  n_times  newest_age_s(z)  gap_s*
+
+Ages count back from the snapshot's creation second; each gap is the distance to the previous
+(newer) view, so typical values fit one or two bytes. Items and segments are indexes into the
+snapshot's dictionaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from schemas.errors import DecodeError
+from schemas.profiles import ItemHistory, Profile
+
+
+def _varint(out: bytearray, value: int) -> None:
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _zigzag(value: int) -> int:
+    return value * 2 if value >= 0 else -value * 2 - 1
+
+
+def pack_profile(
+    out: bytearray,
+    profile: Profile,
+    created_s: int,
+    item_index: dict[str, int],
+    segment_index: dict[str, int],
+) -> None:
+    _varint(out, _zigzag(created_s - profile.updated_ms // 1000))
+    _varint(out, len(profile.segments))
+    for segment in profile.segments:
+        _varint(out, segment_index[segment])
+    _varint(out, len(profile.items))
+    for history in profile.items:
+        _varint(out, item_index[history.item])
+        _varint(out, len(history.times_s))
+        previous = None
+        for t in history.times_s:
+            if previous is None:
+                _varint(out, _zigzag(created_s - t))
+            elif t > previous:
+                raise ValueError(f"view times of {history.item!r} must be newest first")
+            else:
+                _varint(out, previous - t)
+            previous = t
+
+
+class ProfileUnpacker:
+    """Decodes packed profiles against one snapshot's dictionaries (names decoded once, on demand)."""
+
+    __slots__ = ("_created_s", "_item_name", "_item_category", "_segment_name")
+
+    def __init__(
+        self,
+        created_s: int,
+        item_name: Sequence[str],
+        item_category: Sequence[str],
+        segment_name: Sequence[str],
+    ) -> None:
+        self._created_s = created_s
+        self._item_name = item_name
+        self._item_category = item_category
+        self._segment_name = segment_name
+
+    def unpack(self, key: int, data: bytes) -> Profile:
+        take = iter(_read_varints(data)).__next__
+        created_s = self._created_s
+        try:
+            updated_s = created_s - _unzigzag(take())
+            segments = tuple(self._segment_name[take()] for _ in range(take()))
+            items = []
+            for _ in range(take()):
+                index = take()
+                n_times = take()
+                times: list[int] = []
+                if n_times:
+                    t = created_s - _unzigzag(take())
+                    times.append(t)
+                    for _ in range(n_times - 1):
+                        t -= take()
+                        times.append(t)
+                items.append(ItemHistory(self._item_name[index], self._item_category[index], tuple(times)))
+        except (StopIteration, IndexError):
+            raise DecodeError("packed profile is truncated or refers past a dictionary") from None
+        if _has_more(take):
+            raise DecodeError("stray numbers after the packed profile")
+        return Profile(key=key, items=tuple(items), segments=segments, updated_ms=updated_s * 1000)
+
+
+def _has_more(take: object) -> bool:
+    try:
+        take()  # type: ignore[operator]
+    except StopIteration:
+        return False
+    return True
+
+
+def _unzigzag(value: int) -> int:
+    return (value >> 1) ^ -(value & 1)
+
+
+def _read_varints(data: bytes) -> list[int]:
+    values = []
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+            if shift > 63:
+                raise DecodeError("varint longer than 64 bits")
+        else:
+            values.append(value)
+            value = shift = 0
+    if shift:
+        raise DecodeError("packed profile ends inside a number")
+    return values
