@@ -21,7 +21,8 @@ from aggregator.pipeline import Pipeline
 from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import StateStore
 from schemas.delta_codec import frame_batches
-from schemas.settings import DEV_SIGNING_SECRET
+from schemas.settings import is_dev_key
+from schemas.signing import verifier_for
 from schemas.topics import EVENT_TOPICS
 
 log = logging.getLogger("pz.aggregator")
@@ -54,14 +55,16 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if cfg.signing_key.secret == DEV_SIGNING_SECRET.encode():
+        if is_dev_key(cfg.signing_key):
             log.warning("using the development signing secret; set PZ_SIGNING_SECRET in production")
         client = redis.Redis.from_url(cfg.redis_url)
         store = StateStore(client, cfg.user_ttl_s)
         pipeline = Pipeline(cfg, store)
         builder = SnapshotBuilder(cfg, store, await _partition_count(cfg.kafka_bootstrap))
         app.state.redis, app.state.pipeline, app.state.snapshots = client, pipeline, builder
-        relay = DeltaRelay(cfg.kafka_bootstrap, cfg.signing_key, cfg.relay_batches, cfg.fetch_max_wait_ms)
+        relay = DeltaRelay(
+            cfg.kafka_bootstrap, verifier_for(cfg.signing_key), cfg.relay_batches, cfg.fetch_max_wait_ms
+        )
         app.state.relay = relay
         await pipeline.start()
         await builder.start()

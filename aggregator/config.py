@@ -7,8 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_float, env_int, env_str
-from schemas.signing import SigningKey
+from schemas.settings import (
+    DEV_SIGNING_KEY_ID,
+    DEV_SIGNING_SECRET,
+    env_float,
+    env_int,
+    env_str,
+    signer_from_env,
+)
+from schemas.signing import Signer, SigningKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,7 @@ class AggregatorConfig:
     snapshot_dir: Path = Path(".pz/aggregator")
     fetch_max_wait_ms: int = 10
     session_timeout_ms: int = 6_000
-    signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+    signing_key: Signer = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     admin_token: str = ""
     relay_batches: int = 10_000  # recent delta batches held per partition for HTTP sync
 
@@ -56,10 +63,7 @@ class AggregatorConfig:
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),
             session_timeout_ms=env_int(e, "PZ_SESSION_TIMEOUT_MS", d.session_timeout_ms, minimum=1000),
-            signing_key=SigningKey(
-                env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
-                env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
-            ),
+            signing_key=signer_from_env(e),
             admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
             relay_batches=env_int(e, "PZ_RELAY_BATCHES", d.relay_batches, minimum=1, maximum=10_000_000),
         )

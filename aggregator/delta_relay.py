@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.delta_codec import delta_position
 from schemas.errors import SchemaError
-from schemas.signing import SigningKey, open_sealed
+from schemas.signing import Verifier, open_sealed
 from schemas.topics import DELTAS_TOPIC
 
 log = logging.getLogger("pz.aggregator.relay")
@@ -33,7 +33,7 @@ class RelayAnswer:
 
 class DeltaRelay:
     def __init__(
-        self, bootstrap: str, signing_key: SigningKey, per_partition: int, fetch_max_wait_ms: int
+        self, bootstrap: str, signing_key: Verifier, per_partition: int, fetch_max_wait_ms: int
     ) -> None:
         self._bootstrap = bootstrap
         self._keys = {signing_key.key_id: signing_key}

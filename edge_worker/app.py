@@ -29,6 +29,7 @@ from edge_worker.proxy import OriginProxy
 from edge_worker.request_metrics import RequestMetrics
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
+from schemas.settings import is_dev_key
 
 log = logging.getLogger("pz.edge")
 MAX_SLOTS = 10
@@ -78,6 +79,8 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if cfg.cookie_secret == DEV_COOKIE_SECRET.encode():
             log.warning("using the development cookie secret; set PZ_COOKIE_SECRET in production")
+        if is_dev_key(cfg.signing_key):
+            log.warning("verifying with the development signing secret; set PZ_SIGNING_* in production")
         snapshots.load_from_disk()
         await sink.start()
         await snapshots.start()

@@ -7,8 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET, env_choice, env_float, env_int, env_str
-from schemas.signing import SigningKey
+from schemas.settings import (
+    DEV_SIGNING_KEY_ID,
+    DEV_SIGNING_SECRET,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+    verifier_from_env,
+)
+from schemas.signing import SigningKey, Verifier
 
 DEV_COOKIE_SECRET = "pz-dev-cookie-secret"  # noqa: S105 - documented development default
 
@@ -33,7 +41,7 @@ class EdgeConfig:
     view_window_s: int = 600
     similar_min_views: int = 3
     recs_limit: int = 8
-    signing_key: SigningKey = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+    signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
 
@@ -59,10 +67,7 @@ class EdgeConfig:
             view_window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.view_window_s, minimum=1),
             similar_min_views=env_int(e, "PZ_SIMILAR_MIN_VIEWS", d.similar_min_views, minimum=1),
             recs_limit=env_int(e, "PZ_RECS_LIMIT", d.recs_limit, minimum=1, maximum=100),
-            signing_key=SigningKey(
-                env_str(e, "PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
-                env_str(e, "PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
-            ),
+            signing_key=verifier_from_env(e),
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),

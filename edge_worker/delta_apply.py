@@ -15,7 +15,7 @@ from edge_worker.profile_store import DeltaOutcome, ProfileStore
 from edge_worker.staleness import SyncHealth
 from schemas.delta_codec import decode_delta, delta_position
 from schemas.errors import SchemaError
-from schemas.signing import SigningKey, open_sealed
+from schemas.signing import Verifier, open_sealed
 
 log = logging.getLogger("pz.edge.deltas")
 
@@ -24,7 +24,7 @@ class DeltaApplier:
     def __init__(
         self,
         store: ProfileStore,
-        signing_key: SigningKey,
+        signing_key: Verifier,
         on_resync_needed: Callable[[], None],
         health: SyncHealth,
     ) -> None:

@@ -19,7 +19,7 @@ from edge_worker import metrics
 from edge_worker.profile_store import ProfileStore
 from edge_worker.staleness import SyncHealth
 from schemas.errors import SchemaError
-from schemas.signing import SigningKey, open_sealed
+from schemas.signing import Verifier, open_sealed
 from schemas.snapshot_codec import SnapshotReader
 
 log = logging.getLogger("pz.edge.snapshot")
@@ -31,7 +31,7 @@ class SnapshotSync:
         store: ProfileStore,
         aggregator_url: str,
         state_dir: Path,
-        signing_key: SigningKey,
+        signing_key: Verifier,
         poll_s: float,
         health: SyncHealth,
         transport: httpx.AsyncBaseTransport | None = None,  # a seam for tests

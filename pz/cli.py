@@ -121,6 +121,36 @@ def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
 
 
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser(
+        "keys",
+        help="make signing keys",
+        description="Make an Ed25519 key pair for snapshots and deltas: the private key "
+        "goes to the aggregators, the public key to the edges.",
+    )
+    keys.add_argument("alg", choices=["ed25519"])
+    keys.add_argument("--key-id", default="k1", help="the key id carried by every envelope (default k1)")
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    import base64
+
+    from schemas.signing import generate_ed25519
+
+    def encode(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    pair = generate_ed25519(args.key_id)
+    print("# both sides")
+    print("PZ_SIGNING_ALG=ed25519")
+    print(f"PZ_SIGNING_KEY_ID={args.key_id}")
+    print("# aggregators only: keep it secret")
+    print(f"PZ_SIGNING_PRIVATE_KEY={encode(pair.private_key)}")
+    print("# edges")
+    print(f"PZ_SIGNING_PUBLIC_KEY={encode(pair.public().public_key)}")
+    return 0
+
+
 def run_snapshot_tool(args: argparse.Namespace) -> int:
     from pz.snapshot_tools import SnapshotToolError, dumps, find_user, inspect_snapshot
 
@@ -199,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_up(sub)
     _add_bench(sub)
     _add_snapshot(sub)
+    _add_keys(sub)
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -207,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_up(args)
         if args.command == "snapshot":
             return run_snapshot_tool(args)
+        if args.command == "keys":
+            return run_keys(args)
         return run_bench(args)
     except (StackError, ConfigError) as exc:
         print(f"pz {args.command}: {exc}", file=sys.stderr)

@@ -108,12 +108,14 @@ class LocalStack:
     def add_edge(self, name: str, port: int = 0, extra_env: dict[str, str] | None = None) -> str:
         """Start an edge worker (one more, for tests of several edges) and wait until it is ready."""
         port = port or free_port()
+        # Edges verify; only aggregators sign. An Ed25519 private key never reaches an edge.
+        env = {k: v for k, v in self._service_env().items() if k != "PZ_SIGNING_PRIVATE_KEY"}
         self.processes[name] = spawn(
             name,
             [sys.executable, "-m", "edge_worker"],
             self.options.state_dir / "logs",
             {
-                **self._service_env(),
+                **env,
                 "PZ_EDGE_PORT": str(port),
                 "PZ_ORIGIN_URL": self.shop_url,
                 "PZ_EDGE_STATE_DIR": str(self.options.state_dir / name),

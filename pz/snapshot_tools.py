@@ -12,8 +12,8 @@ import orjson
 
 from edge_worker.config import DEV_COOKIE_SECRET
 from schemas.errors import DecodeError, SchemaError
-from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET
-from schemas.signing import SigningKey, open_sealed, unverified_payload
+from schemas.settings import ConfigError, verifier_from_env
+from schemas.signing import open_sealed, unverified_payload
 from schemas.snapshot_codec import SnapshotReader
 from schemas.user_key import user_key
 
@@ -22,20 +22,16 @@ class SnapshotToolError(Exception):
     """A file that cannot be read as a snapshot; the message says why."""
 
 
-def _signing_key() -> SigningKey:
-    return SigningKey(
-        os.environ.get("PZ_SIGNING_KEY_ID", DEV_SIGNING_KEY_ID),
-        os.environ.get("PZ_SIGNING_SECRET", DEV_SIGNING_SECRET).encode(),
-    )
-
-
 def _open(path: Path) -> tuple[SnapshotReader, str, int, int]:
     """(reader, signature status, file bytes, payload bytes)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SnapshotToolError(f"{path}: {exc.strerror or exc}") from None
-    key = _signing_key()
+    try:
+        key = verifier_from_env(os.environ)
+    except ConfigError as exc:
+        raise SnapshotToolError(str(exc)) from None
     try:
         payload = open_sealed(data, {key.key_id: key})
         status = f"verified (key id {key.key_id!r})"
