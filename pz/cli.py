@@ -90,13 +90,17 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument(
         "scenario",
-        choices=["skeleton", "snapshot"],
-        help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups",
+        choices=["skeleton", "snapshot", "sync"],
+        help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups; "
+        "sync: delta publication -> edge, Kafka and HTTP",
     )
     bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
     bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
     bench.add_argument(
-        "--rate", type=_positive_float, default=300.0, help="events per second offered (default 300)"
+        "--rate",
+        type=_positive_float,
+        default=None,
+        help="skeleton: events/s (default 300); sync: user updates/s (default 5000)",
     )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
     bench.add_argument(
@@ -214,13 +218,24 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.scenario == "sync":
+        from benchmarks.sync import run_sync
+
+        return run_sync(
+            updates_per_s=args.rate or 5000.0,
+            duration_s=args.duration,
+            quick=args.quick,
+            json_path=args.json_path,
+        )
     if args.scenario == "snapshot":
         from benchmarks.snapshot import run_snapshot
 
         return run_snapshot(users=args.users, quick=args.quick, json_path=args.json_path)
     from benchmarks.skeleton import run_skeleton
 
-    return run_skeleton(rate=args.rate, duration_s=args.duration, quick=args.quick, json_path=args.json_path)
+    return run_skeleton(
+        rate=args.rate or 300.0, duration_s=args.duration, quick=args.quick, json_path=args.json_path
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
