@@ -1,0 +1,270 @@
+"""Streaming HTML injection: fill personalization placeholders while the page streams through.
+
+Two placeholder forms are replaced by the fragment decided for their slot:
+
+    <div data-pz-slot="NAME">original content</div>       (any element; nesting is followed)
+    <!--pz:slot NAME-->original content<!--/pz:slot-->    (for templates that cannot change markup)
+
+The injector is a small tokenizer, not a search for strings: a placeholder written inside a
+comment, a `<script>` or `<style>`, or an attribute value is text and left alone. It works on bytes
+(the markup it looks for is ASCII, so any ASCII-compatible charset works), holds back at most an
+unfinished tag or comment opening between chunks (bounded by MAX_HELD_BYTES), and never the page:
+a placeholder split across chunks at any byte is found, and output leaves as each chunk is read.
+
+When a slot has no fragment (the resolver returns None) its original content stays.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+MAX_HELD_BYTES = 16 * 1024  # a tag longer than this is passed through as text, not held
+_COMMENT_LOOKAHEAD = 128  # enough to read `<!--pz:slot NAME-->` before deciding what a comment is
+_RAW_TEXT = frozenset(
+    {b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes"}
+)
+_VOID = frozenset(
+    {
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"source",
+        b"track",
+        b"wbr",
+    }
+)
+
+_TAG_NAME = re.compile(rb"[a-zA-Z][^\t\n\f\r />]*")
+_ATTRIBUTE = re.compile(
+    rb"[\t\n\f\r /]*([^\t\n\f\r />\"'=][^\t\n\f\r />=]*)"
+    rb"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >\"'][^\t\n\f\r >]*))?"
+)
+_TAG_CLOSE = re.compile(rb"[\t\n\f\r /]*(/?)>")
+_END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
+_SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
+_SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
+
+Resolver = Callable[[str, Mapping[str, str]], bytes | None]
+
+
+@dataclass(slots=True)
+class _StartTag:
+    end: int
+    name: bytes
+    attributes: dict[str, str]
+    self_closing: bool
+
+
+_INCOMPLETE = object()
+
+
+def _parse_start_tag(buf: bytes, pos: int) -> _StartTag | object | None:
+    """A start tag at buf[pos] ('<' + letter): the tag, _INCOMPLETE, or None if it is not a tag."""
+    name = _TAG_NAME.match(buf, pos + 1)
+    if name is None:
+        return None
+    at = name.end()
+    attributes: dict[str, str] = {}
+    while True:
+        close = _TAG_CLOSE.match(buf, at)
+        if close is not None:
+            return _StartTag(close.end(), name.group().lower(), attributes, close.group(1) == b"/")
+        attribute = _ATTRIBUTE.match(buf, at)
+        if attribute is None or attribute.end() == len(buf):
+            return _INCOMPLETE  # the tag goes on past what has arrived
+        key = attribute.group(1).lower().decode("latin-1")
+        value = attribute.group(2) or b""
+        if value[:1] in (b'"', b"'"):
+            if len(value) < 2 or value[-1:] != value[:1]:
+                return _INCOMPLETE
+            value = value[1:-1]
+        attributes.setdefault(key, value.decode("utf-8", "replace"))
+        if attribute.end() == at:
+            return None  # no progress: not a tag we understand, treat '<' as text
+        at = attribute.end()
+
+
+class HtmlInjector:
+    def __init__(self, resolve: Resolver) -> None:
+        self._resolve = resolve
+        self._held = b""
+        self._raw_end: re.Pattern[bytes] | None = None  # inside <script> and friends
+        self._in_comment = False  # inside a long ordinary comment
+        self._skip_element: bytes | None = None  # replacing the content of this element...
+        self._skip_depth = 0  # ...nested this deep
+        self._skip_comment = False  # replacing up to <!--/pz:slot-->
+        self.replaced: list[str] = []
+
+    @property
+    def _skipping(self) -> bool:
+        return self._skip_element is not None or self._skip_comment
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._run(self._held + chunk, final=False)
+
+    def finish(self) -> bytes:
+        return self._run(self._held, final=True)
+
+    def _run(self, buf: bytes, final: bool) -> bytes:
+        out: list[bytes] = []
+        emit = out.append
+        pos = 0
+        end = len(buf)
+        while pos < end:
+            if self._raw_end is not None:
+                match = self._raw_end.search(buf, pos)
+                if match is None:
+                    keep = 0 if final else min(end - pos, 16)  # a closing tag may be arriving
+                    if not self._skipping:
+                        emit(buf[pos : end - keep])
+                    pos = end - keep
+                    break
+                if not self._skipping:
+                    emit(buf[pos : match.start()])
+                pos = match.start()
+                self._raw_end = None
+                continue
+            if self._in_comment:
+                close = buf.find(b"-->", pos)
+                if close < 0:
+                    keep = 0 if final else min(end - pos, 2)
+                    if not self._skipping:
+                        emit(buf[pos : end - keep])
+                    pos = end - keep
+                    break
+                if not self._skipping:
+                    emit(buf[pos : close + 3])
+                pos = close + 3
+                self._in_comment = False
+                continue
+            lt = buf.find(b"<", pos)
+            if lt < 0:
+                if not self._skipping:
+                    emit(buf[pos:])
+                pos = end
+                break
+            if not self._skipping:
+                emit(buf[pos:lt])
+            pos = lt
+            step = self._construct(buf, pos, final, emit)
+            if step is None:  # unfinished: hold it for the next chunk
+                break
+            pos = step
+        self._held = buf[pos:] if not final else b""
+        if final and self._held:
+            out.append(self._held)
+            self._held = b""
+        return b"".join(out)
+
+    def _construct(self, buf: bytes, pos: int, final: bool, emit: Callable[[bytes], None]) -> int | None:
+        """Handle what starts at buf[pos] == '<'; returns where to go on, or None to wait for more."""
+        end = len(buf)
+        if end - pos < 4 and not final and b"<!--".startswith(buf[pos:]):
+            return None
+        if buf.startswith(b"<!--", pos):
+            return self._comment(buf, pos, final, emit)
+        if end - pos < 2:
+            if final:
+                self._text(buf[pos:], emit)
+                return end
+            return None
+        second = buf[pos + 1 : pos + 2]
+        if second == b"/":
+            match = _END_TAG.match(buf, pos)
+            if match is None:
+                return self._wait_or_text(buf, pos, final, emit, b">" not in buf[pos:])
+            self._end_tag(match.group(1).lower(), buf[pos : match.end()], emit)
+            return match.end()
+        if second.isalpha():
+            tag = _parse_start_tag(buf, pos)
+            if tag is _INCOMPLETE:
+                return self._wait_or_text(buf, pos, final, emit, True)
+            if not isinstance(tag, _StartTag):
+                self._text(b"<", emit)
+                return pos + 1
+            self._start_tag(tag, buf[pos : tag.end], emit)
+            return tag.end
+        if second in (b"!", b"?"):  # doctype, CDATA-ish, processing instruction: up to '>'
+            close = buf.find(b">", pos)
+            if close < 0:
+                return self._wait_or_text(buf, pos, final, emit, True)
+            self._text(buf[pos : close + 1], emit)
+            return close + 1
+        self._text(b"<", emit)
+        return pos + 1
+
+    def _wait_or_text(
+        self, buf: bytes, pos: int, final: bool, emit: Callable[[bytes], None], could_complete: bool
+    ) -> int | None:
+        if could_complete and not final and len(buf) - pos < MAX_HELD_BYTES:
+            return None
+        self._text(b"<", emit)  # never going to be a tag: it is text
+        return pos + 1
+
+    def _text(self, data: bytes, emit: Callable[[bytes], None]) -> None:
+        if not self._skipping:
+            emit(data)
+
+    def _comment(self, buf: bytes, pos: int, final: bool, emit: Callable[[bytes], None]) -> int | None:
+        close = buf.find(b"-->", pos + 4)
+        if close < 0:
+            if not final and len(buf) - pos < _COMMENT_LOOKAHEAD:
+                return None  # it may be a short pz marker: wait to see it whole
+            self._in_comment = True  # a long ordinary comment: stream it
+            self._text(b"<!--", emit)
+            return pos + 4
+        body = buf[pos + 4 : close]
+        whole = buf[pos : close + 3]
+        if self._skip_comment and _SLOT_CLOSE.match(body):
+            self._skip_comment = False
+            emit(whole)
+            return close + 3
+        if not self._skipping:
+            opening = _SLOT_OPEN.match(body)
+            emit(whole)
+            if opening is not None:
+                name = opening.group(1).decode()
+                fragment = self._resolve(name, {})
+                if fragment is not None:
+                    emit(fragment)
+                    self._skip_comment = True
+                    self.replaced.append(name)
+        return close + 3
+
+    def _start_tag(self, tag: _StartTag, raw: bytes, emit: Callable[[bytes], None]) -> None:
+        if tag.name in _RAW_TEXT and not tag.self_closing:
+            self._raw_end = re.compile(rb"</" + re.escape(tag.name) + rb"[\t\n\f\r />]", re.IGNORECASE)
+        if self._skipping:
+            if tag.name == self._skip_element and not tag.self_closing and tag.name not in _VOID:
+                self._skip_depth += 1
+            return
+        emit(raw)
+        slot = tag.attributes.get("data-pz-slot")
+        if slot is None or tag.self_closing or tag.name in _VOID or tag.name in _RAW_TEXT:
+            return
+        fragment = self._resolve(slot, tag.attributes)
+        if fragment is None:
+            return
+        emit(fragment)
+        self._skip_element = tag.name
+        self._skip_depth = 1
+        self.replaced.append(slot)
+
+    def _end_tag(self, name: bytes, raw: bytes, emit: Callable[[bytes], None]) -> None:
+        if self._skip_element is not None and name == self._skip_element:
+            self._skip_depth -= 1
+            if self._skip_depth == 0:
+                self._skip_element = None
+                emit(raw)
+            return
+        if not self._skipping:
+            emit(raw)

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector
+
+FRAGMENTS = {"hero": b"<p>HERO</p>", "recs": b"<ul><li>R</li></ul>"}
+
+
+def resolve(name: str, attributes: Mapping[str, str]) -> bytes | None:
+    return FRAGMENTS.get(name)
+
+
+def inject(page: bytes, cuts: list[int] | None = None) -> bytes:
+    injector = HtmlInjector(resolve)
+    out = []
+    last = 0
+    for cut in sorted(set(cuts or [])):
+        out.append(injector.feed(page[last:cut]))
+        last = cut
+    out.append(injector.feed(page[last:]))
+    out.append(injector.finish())
+    return b"".join(out)
+
+
+def test_the_element_placeholder_gets_the_fragment_and_loses_its_content() -> None:
+    page = b'<html><body><div class="x" data-pz-slot="hero"><b>default</b></div><p>after</p></body></html>'
+    assert inject(page) == (
+        b'<html><body><div class="x" data-pz-slot="hero"><p>HERO</p></div><p>after</p></body></html>'
+    )
+
+
+def test_nested_elements_of_the_same_name_are_followed_to_the_matching_close() -> None:
+    page = b'<div data-pz-slot="recs"><div><div>a</div></div>b</div><div>kept</div>'
+    assert inject(page) == b'<div data-pz-slot="recs"><ul><li>R</li></ul></div><div>kept</div>'
+
+
+def test_the_comment_form() -> None:
+    page = b"<p>x</p><!--pz:slot hero--><em>default</em><!--/pz:slot--><p>y</p>"
+    assert inject(page) == b"<p>x</p><!--pz:slot hero--><p>HERO</p><!--/pz:slot--><p>y</p>"
+
+
+def test_placeholders_inside_scripts_comments_and_attribute_values_are_text() -> None:
+    page = (
+        b"<script>var s = '<div data-pz-slot=\"hero\">x</div>';</script>"
+        b'<!-- <div data-pz-slot="hero">x</div> -->'
+        b"<a title='<div data-pz-slot=\"hero\">'>link</a>"
+        b"<style>/* <!--pz:slot hero--> */</style>"
+    )
+    assert inject(page) == page
+
+
+def test_a_close_tag_inside_a_script_in_the_replaced_content_does_not_end_it() -> None:
+    page = b'<div data-pz-slot="recs"><script>document.write("</div>")</script>old</div>tail'
+    assert inject(page) == b'<div data-pz-slot="recs"><ul><li>R</li></ul></div>tail'
+
+
+def test_an_unknown_slot_keeps_its_original_content() -> None:
+    page = b'<div data-pz-slot="banner">default banner</div><!--pz:slot nope-->kept<!--/pz:slot-->'
+    assert inject(page) == page
+
+
+def test_a_quoted_greater_than_does_not_end_the_tag() -> None:
+    page = b'<div data-x="a>b" data-pz-slot="hero">old</div>'
+    assert inject(page) == b'<div data-x="a>b" data-pz-slot="hero"><p>HERO</p></div>'
+
+
+def test_text_streams_out_at_once_and_only_an_unfinished_tag_is_held() -> None:
+    injector = HtmlInjector(resolve)
+    assert injector.feed(b"<html><body>hello wor") == b"<html><body>hello wor"
+    assert injector.feed(b"ld <div data-pz-sl") == b"ld "
+    assert injector.feed(b'ot="hero">old</div>') == b'<div data-pz-slot="hero"><p>HERO</p></div>'
+
+
+def test_memory_stays_bounded_for_a_huge_comment_and_a_runaway_tag() -> None:
+    injector = HtmlInjector(resolve)
+    out = [injector.feed(b"<!--")]
+    for _ in range(100):
+        out.append(injector.feed(b"x" * 10_000))
+        assert len(injector._held) < MAX_HELD_BYTES  # noqa: SLF001
+    out.append(injector.feed(b'--><div data-pz-slot="hero">o</div>'))
+    out.append(injector.feed(b"<div " + b"a" * (MAX_HELD_BYTES + 10)))
+    assert len(injector._held) <= MAX_HELD_BYTES + 20  # noqa: SLF001
+    out.append(injector.finish())
+    assert b"<p>HERO</p>" in b"".join(out)
+
+
+fragments = st.sampled_from(
+    [
+        b"<html>",
+        b"<body class='a'>",
+        b"</body>",
+        b"text ",
+        b"a < b ",
+        b"&amp;",
+        b"<br/>",
+        b'<img src="x>y">',
+        b'<div data-pz-slot="hero">',
+        b'<div data-pz-slot="recs">',
+        b'<div data-pz-slot="other">',
+        b"<div>",
+        b"</div>",
+        b"<!--pz:slot hero-->",
+        b"<!--/pz:slot-->",
+        b"<!-- plain comment -->",
+        b"<script>if (a<b) {}</script>",
+        b"<style>p>a{}</style>",
+        b"<!doctype html>",
+        b"\xc3\xa9t\xc3\xa9",
+        b"<p>",
+        b"</p>",
+        b"<",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(fragments, max_size=40), st.lists(st.integers(0, 2000), max_size=12))
+def test_any_split_gives_the_same_output_as_the_whole_page(parts: list[bytes], cuts: list[int]) -> None:
+    page = b"".join(parts)
+    assert inject(page, [c % (len(page) + 1) for c in cuts]) == inject(page)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=8))
+def test_pages_without_placeholders_come_out_byte_identical(page: bytes, cuts: list[int]) -> None:
+    page = page.replace(b"pz", b"zp")
+    assert inject(page, [c % (len(page) + 1) for c in cuts]) == page
