@@ -23,6 +23,8 @@ from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
 from edge_worker.event_sink import EventSink
+from edge_worker.fragments import render_slot
+from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookieSigner, Identity
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
@@ -157,7 +159,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
             )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
-        response = await proxy.forward(request, [])
+
+        def resolver() -> Resolver:
+            # Decided once per page, from memory, only when the origin's answer is HTML to fill.
+            decision = decide(store.get(identity.key), store.snapshot, SLOTS, int(time.time()), settings)
+            return lambda name, attributes: render_slot(decision.get(name), attributes)
+
+        response = await proxy.forward(request, [], inject=resolver)
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 

@@ -33,3 +33,6 @@ OVERLAY_USERS = Gauge("pz_edge_overlay_users", "Users held in the delta overlay"
 SNAPSHOT_INFO = Gauge("pz_edge_snapshot_info", "The snapshot in use (value 1)", ["snapshot_id"])
 SNAPSHOT_LOADS = Counter("pz_edge_snapshot_loads_total", "Snapshots loaded", ["source"])
 SNAPSHOT_REJECTED = Counter("pz_edge_snapshot_rejected_total", "Snapshots refused", ["reason"])
+PROXIED = Counter("pz_edge_proxied_total", "Origin responses streamed back", ["mode"])
+SLOTS_INJECTED = Counter("pz_edge_slots_injected_total", "Placeholders filled while proxying", ["slot"])
+ORIGIN_ERRORS = Counter("pz_edge_origin_errors_total", "Requests the origin did not answer")

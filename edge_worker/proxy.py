@@ -1,17 +1,25 @@
 """Pass-through reverse proxy to the origin, streaming both ways.
 
 Client-supplied personalization headers (`x-pz-*`) are removed before forwarding, so an origin can
-trust the ones the edge adds. HTML injection builds on this later; today bodies pass unchanged.
+trust the ones the edge adds. HTML pages can be rewritten on the way (see `forward`); everything else
+passes byte for byte.
 """
 
 from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from edge_worker import metrics
 from edge_worker.bounded_body import read_bounded
+from edge_worker.decide import SLOTS as KNOWN_SLOTS
+from edge_worker.html_inject import HtmlInjector, Resolver
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus host (the client sets it for the origin).
 _HOP_BY_HOP = frozenset(
@@ -51,7 +59,13 @@ class OriginProxy:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def forward(self, request: Request, extra_headers: list[tuple[str, str]]) -> Response:
+    async def forward(
+        self,
+        request: Request,
+        extra_headers: list[tuple[str, str]],
+        inject: Callable[[], Resolver] | None = None,
+    ) -> Response:
+        """Stream the origin's answer back; with `inject`, fill the placeholders of HTML pages."""
         body = b""
         if request.method not in ("GET", "HEAD"):
             read = await read_bounded(request, MAX_PROXY_BODY_BYTES)
@@ -64,6 +78,11 @@ class OriginProxy:
         forwarded = forwardable_request_headers(request) + extra_headers
         client_host = request.client.host if request.client else ""
         forwarded.append(("x-forwarded-for", client_host))
+        may_inject = inject is not None and request.method == "GET" and _may_want_html(request)
+        if may_inject:
+            # Only what the edge can decode: an HTML body must be read to be rewritten.
+            forwarded = [(n, v) for n, v in forwarded if n != "accept-encoding"]
+            forwarded.append(("accept-encoding", "gzip, deflate"))
         upstream_request = self._client.build_request(
             request.method,
             request.url.path,
@@ -74,12 +93,16 @@ class OriginProxy:
         try:
             upstream = await self._client.send(upstream_request, stream=True)
         except httpx.HTTPError as exc:
+            metrics.ORIGIN_ERRORS.inc()
             return JSONResponse(
                 {"error": "origin_unreachable", "reason": str(exc) or type(exc).__name__}, status_code=502
             )
         headers = [
             (name, value) for name, value in upstream.headers.multi_items() if name.lower() not in _HOP_BY_HOP
         ]
+        if may_inject and inject is not None and _injectable(upstream):
+            return self._injected(upstream, headers, inject(), _accepts_gzip(request))
+        metrics.PROXIED.labels("passthrough").inc()
         response = StreamingResponse(
             upstream.aiter_raw(),
             status_code=upstream.status_code,
@@ -87,3 +110,70 @@ class OriginProxy:
         )
         response.raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
         return response
+
+    def _injected(
+        self, upstream: httpx.Response, headers: list[tuple[str, str]], resolve: Resolver, gzip_out: bool
+    ) -> Response:
+        metrics.PROXIED.labels("injected").inc()
+        dropped = {"content-length", "content-encoding", "cache-control", "etag", "last-modified"}
+        kept = [(n, v) for n, v in headers if n.lower() not in dropped]
+        # A page filled for one visitor must not be cached for another, nor validated as the origin's.
+        kept.append(("cache-control", "private, no-store"))
+        kept.append(("vary", "Cookie, Accept-Encoding"))
+        if gzip_out:
+            kept.append(("content-encoding", "gzip"))
+
+        async def rewritten() -> AsyncIterator[bytes]:
+            injector = HtmlInjector(resolve)
+            gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip_out else None
+            async for chunk in upstream.aiter_bytes():  # decoded: the origin was asked for gzip/deflate only
+                out = injector.feed(chunk)
+                if gzip is not None:
+                    out = gzip.compress(out) + gzip.flush(
+                        zlib.Z_SYNC_FLUSH
+                    )  # bytes leave now, not at the end
+                if out:
+                    yield out
+            out = injector.finish()
+            if gzip is not None:
+                out = gzip.compress(out) + gzip.flush()
+            if out:
+                yield out
+            for slot in injector.replaced:
+                metrics.SLOTS_INJECTED.labels(slot if slot in KNOWN_SLOTS else "other").inc()
+
+        response = StreamingResponse(
+            rewritten(), status_code=upstream.status_code, background=BackgroundTask(upstream.aclose)
+        )
+        response.raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in kept]
+        return response
+
+
+# Charsets in which ASCII markup is ASCII bytes: the injector works on bytes.
+_ASCII_COMPATIBLE = re.compile(r"(utf-?8|us-ascii|ascii|iso-8859-\d+|windows-125\d|latin-?1)$", re.IGNORECASE)
+
+
+def _may_want_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "*/*")
+    return "text/html" in accept or "*/*" in accept
+
+
+def _injectable(upstream: httpx.Response) -> bool:
+    if upstream.status_code != 200:
+        return False  # 206, 304, redirects and errors pass through untouched
+    content_type = upstream.headers.get("content-type", "")
+    media_type, _, params = content_type.partition(";")
+    if media_type.strip().lower() != "text/html":
+        return False
+    charset = params.partition("charset=")[2].strip().strip('"')
+    if charset and not _ASCII_COMPATIBLE.match(charset):
+        return False
+    return upstream.headers.get("content-encoding", "identity").lower() in ("identity", "gzip", "deflate")
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for coding in request.headers.get("accept-encoding", "").split(","):
+        name, _, params = coding.strip().partition(";")
+        if name.strip().lower() == "gzip":
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False

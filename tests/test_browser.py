@@ -62,6 +62,17 @@ def test_viewing_a_product_three_times_changes_the_recommendations_on_the_next_p
     assert "p0125" in (page.inner_text("[data-pz-slot=hero]") or "")
     assert {"p0121", "p0122"} <= set(shown) and "p0125" not in shown
     page.screenshot(path=str(stack.options.state_dir / "recs.png"), full_page=True)
+
+    # The same visitor with JavaScript off: the edge filled the slots while proxying the page.
+    no_script = browser.new_context(java_script_enabled=False)
+    no_script.add_cookies(context.cookies())
+    static = no_script.new_page()
+    static.goto(f"{stack.edge_url}/category/books")
+    assert "p0125" in static.inner_text("[data-pz-slot=hero]")
+    injected = static.eval_on_selector_all("#recs a.pz-item", "els => els.map(e => e.dataset.pzItem)")
+    assert {"p0121", "p0122"} <= set(injected)
+    static.screenshot(path=str(stack.options.state_dir / "recs-no-js.png"), full_page=True)
+    no_script.close()
     context.close()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -90,7 +92,9 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app() -> Starlette:
+    # gzip like most origins, so that the edge's decode-inject-reencode path is the one exercised
     return Starlette(
+        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
         routes=[
             Route("/", home),
             Route("/category/{name}", category),
@@ -101,5 +105,5 @@ def create_app() -> Starlette:
             Route("/products.json", products_json),
             Route("/shop/healthz", healthz),
             Route("/shop/headers", echo_headers),
-        ]
+        ],
     )

@@ -1,0 +1,66 @@
+"""The reverse proxy fills placeholders in the shop's pages as they stream through."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from edge_worker.fragments import render_slot
+from pz.local_stack import LocalStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def test_pages_come_filled_gzip_reencoded_and_private(stack: LocalStack) -> None:
+    with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        page = client.get("/category/books", headers={"accept": "text/html", "accept-encoding": "gzip"})
+        assert page.status_code == 200
+        assert page.headers["content-encoding"] == "gzip"
+        assert "content-length" not in page.headers  # the body changed: chunked
+        assert page.headers["cache-control"] == "private, no-store"
+        assert "Welcome! Have a look around." in page.text  # the hero's default fragment, from the edge
+        assert "Welcome to the pz demo shop." not in page.text  # the origin's placeholder content is gone
+        plain = client.get("/category/books", headers={"accept": "text/html", "accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers and "Welcome! Have a look around." in plain.text
+
+
+def test_a_reloaded_page_shows_what_three_views_changed_without_javascript(stack: LocalStack) -> None:
+    with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        client.get("/")  # identity cookie
+        for _ in range(3):
+            view = {"type": "page_view", "item": "p0161", "category": "plants", "ts": int(time.time() * 1000)}
+            assert client.post("/pz/collect", json=view).status_code == 202
+        deadline = time.monotonic() + 20
+        html = ""
+        while "Still thinking about <b>p0161</b>" not in html and time.monotonic() < deadline:
+            html = client.get("/category/toys", headers={"accept": "text/html"}).text
+            time.sleep(0.05)
+        assert "Still thinking about <b>p0161</b>" in html
+
+
+def test_everything_that_is_not_an_html_page_passes_byte_for_byte(stack: LocalStack) -> None:
+    for path, headers in (
+        ("/img/p0001.svg", {}),
+        ("/products.json", {"accept-encoding": "identity"}),
+        ("/shop/healthz", {}),
+    ):
+        direct = httpx.get(f"{stack.shop_url}{path}", headers=headers)
+        proxied = httpx.get(f"{stack.edge_url}{path}", headers=headers)
+        assert proxied.status_code == direct.status_code == 200
+        assert proxied.content == direct.content
+        assert proxied.headers.get("cache-control") == direct.headers.get("cache-control")
+    missing = httpx.get(f"{stack.edge_url}/product/nope", headers={"accept": "text/html"})
+    assert missing.status_code == 404 and "Welcome to the pz demo shop." in missing.text  # errors untouched
+    head = httpx.head(f"{stack.edge_url}/category/books")
+    assert head.status_code == 200 and head.content == b""
+
+
+def test_rendered_items_are_escaped() -> None:
+    decision = {"items": [{"id": 'x"><script>alert(1)</script>'}]}
+    html = render_slot(decision, {"data-pz-item-href": "/p/{id}", "data-pz-item-img": "/i/{id}.svg"})
+    assert html is not None and b"<script>" not in html
+    assert b"&quot;&gt;&lt;script&gt;" in html and b"/p/x%22%3E%3Cscript%3E" in html
+    assert render_slot({"items": []}, {}) is None  # nothing to show: the origin's content stays
+    assert render_slot(None, {}) is None
