@@ -65,7 +65,9 @@ def test_viewing_a_product_three_times_changes_the_recommendations_on_the_next_p
 
     # The same visitor with JavaScript off: the edge filled the slots while proxying the page.
     no_script = browser.new_context(java_script_enabled=False)
-    no_script.add_cookies(context.cookies())
+    no_script.add_cookies(
+        [{"name": c["name"], "value": c["value"], "url": stack.edge_url} for c in context.cookies()]
+    )
     static = no_script.new_page()
     static.goto(f"{stack.edge_url}/category/books")
     assert "p0125" in static.inner_text("[data-pz-slot=hero]")
