@@ -38,18 +38,34 @@ class _Connection:
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
         length = 0
-        close = False
+        close = chunked = False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             lowered = name.strip().lower()
             if lowered == b"content-length":
                 length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
             elif lowered == b"connection" and value.strip().lower() == b"close":
                 close = True
-        body = await self._reader.readexactly(length) if length else b""
+        if chunked:
+            body = await self._read_chunked()
+        else:
+            body = await self._reader.readexactly(length) if length else b""
         if close:
             self.close()
         return HttpResult(status, body, time.perf_counter())
+
+    async def _read_chunked(self) -> bytes:
+        assert self._reader is not None
+        parts: list[bytes] = []
+        while True:
+            size = int((await self._reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            if size == 0:
+                await self._reader.readuntil(b"\r\n")  # no trailers from our servers: the final CRLF
+                return b"".join(parts)
+            parts.append(await self._reader.readexactly(size))
+            await self._reader.readexactly(2)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -82,7 +98,13 @@ class LoadClient:
                 raw, future = await self._queue.get()
                 try:
                     result = await connection.request(raw)
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                except (
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    asyncio.LimitOverrunError,
+                    ValueError,
+                    IndexError,
+                ) as exc:
                     connection.close()
                     if not future.done():
                         future.set_exception(exc)

@@ -49,6 +49,14 @@ _ATTRIBUTE = re.compile(
     rb"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >\"'][^\t\n\f\r >]*))?"
 )
 _TAG_CLOSE = re.compile(rb"[\t\n\f\r /]*(/?)>")
+# The same grammar as _TAG_NAME + (_ATTRIBUTE)* + _TAG_CLOSE in one expression, so that the common tag
+# (no placeholder, not raw text) is recognised in one C-level match instead of a Python loop.
+_WHOLE_TAG = re.compile(  # atomic and possessive: linear time whatever the origin sends (no ReDoS)
+    rb"<([a-zA-Z][^\t\n\f\r />]*+)"
+    rb"(?>[\t\n\f\r /]*+[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
+    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
+    rb"[\t\n\f\r /]*+(/?)>"
+)
 _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
 _SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
 _SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
@@ -185,6 +193,15 @@ class HtmlInjector:
             self._end_tag(match.group(1).lower(), buf[pos : match.end()], emit)
             return match.end()
         if second.isalpha():
+            whole = _WHOLE_TAG.match(buf, pos)
+            if whole is not None and whole.end() < len(buf):
+                name = whole.group(1).lower()
+                plain = name not in _RAW_TEXT and b"data-pz-slot" not in whole.group()
+                if plain and not self._skipping:
+                    emit(whole.group())
+                    return whole.end()
+                if plain and name != self._skip_element:
+                    return whole.end()  # inside replaced content, and not what decides where it ends
             tag = _parse_start_tag(buf, pos)
             if tag is _INCOMPLETE:
                 return self._wait_or_text(buf, pos, final, emit, True)
