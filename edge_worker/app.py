@@ -26,6 +26,7 @@ from edge_worker.event_sink import EventSink
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookieSigner, Identity
+from edge_worker.origin_headers import origin_headers
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_metrics import RequestMetrics
@@ -159,13 +160,15 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
             )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        # Decided once per request, from memory: the same decision fills the page and the headers.
+        profile = store.get(identity.key)
+        decision = decide(profile, store.snapshot, SLOTS, int(time.time()), settings)
+        headers = origin_headers(cfg.header_names, profile, decision, cfg.buckets)
 
         def resolver() -> Resolver:
-            # Decided once per page, from memory, only when the origin's answer is HTML to fill.
-            decision = decide(store.get(identity.key), store.snapshot, SLOTS, int(time.time()), settings)
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
-        response = await proxy.forward(request, [], inject=resolver)
+        response = await proxy.forward(request, headers, inject=resolver, strip=cfg.header_names.all())
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 

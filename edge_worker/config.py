@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_worker.origin_headers import MAX_BUCKETS, HeaderNames
 from schemas.settings import (
     DEV_SIGNING_KEY_ID,
     DEV_SIGNING_SECRET,
@@ -43,6 +44,8 @@ class EdgeConfig:
     recs_limit: int = 8
     signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
+    header_names: HeaderNames = HeaderNames()
+    buckets: int = MAX_BUCKETS
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
 
     @classmethod
@@ -71,5 +74,11 @@ class EdgeConfig:
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),
+            header_names=HeaderNames(
+                env_str(e, "PZ_HEADER_SEGMENTS", d.header_names.segments).lower(),
+                env_str(e, "PZ_HEADER_VARIANT", d.header_names.variant).lower(),
+                env_str(e, "PZ_HEADER_BUCKET", d.header_names.bucket).lower(),
+            ),
+            buckets=env_int(e, "PZ_BUCKETS", d.buckets, minimum=1, maximum=MAX_BUCKETS),
             delta_transport=env_choice(e, "PZ_DELTA_TRANSPORT", d.delta_transport, ("kafka", "http")),
         )

@@ -39,11 +39,16 @@ PZ_HEADER_PREFIX = "x-pz-"
 MAX_PROXY_BODY_BYTES = 1024 * 1024
 
 
-def forwardable_request_headers(request: Request) -> list[tuple[str, str]]:
+def forwardable_request_headers(request: Request, strip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop ones and any personalization header it sent itself."""
+    stripped = {name.lower() for name in strip}
     return [
         (name, value)
         for name, value in request.headers.items()
-        if name not in _HOP_BY_HOP and not name.startswith(PZ_HEADER_PREFIX) and name != "content-length"
+        if name not in _HOP_BY_HOP
+        and not name.startswith(PZ_HEADER_PREFIX)
+        and name not in stripped
+        and name != "content-length"
     ]
 
 
@@ -64,6 +69,7 @@ class OriginProxy:
         request: Request,
         extra_headers: list[tuple[str, str]],
         inject: Callable[[], Resolver] | None = None,
+        strip: tuple[str, ...] = (),
     ) -> Response:
         """Stream the origin's answer back; with `inject`, fill the placeholders of HTML pages."""
         body = b""
@@ -75,7 +81,7 @@ class OriginProxy:
                     {"error": "payload_too_large", "field": "body", "reason": reason}, status_code=413
                 )
             body = read
-        forwarded = forwardable_request_headers(request) + extra_headers
+        forwarded = forwardable_request_headers(request, strip) + extra_headers
         client_host = request.client.host if request.client else ""
         forwarded.append(("x-forwarded-for", client_host))
         may_inject = inject is not None and request.method == "GET" and _may_want_html(request)

@@ -64,3 +64,26 @@ def test_rendered_items_are_escaped() -> None:
     assert b"&quot;&gt;&lt;script&gt;" in html and b"/p/x%22%3E%3Cscript%3E" in html
     assert render_slot({"items": []}, {}) is None  # nothing to show: the origin's content stays
     assert render_slot(None, {}) is None
+
+
+def test_the_origin_gets_segments_variant_and_a_bounded_bucket_never_the_clients(stack: LocalStack) -> None:
+    spoofed = {"x-pz-variant": "recs=vip", "x-pz-bucket": "99", "x-pz-segments": "admin"}
+    with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        seen = client.get("/shop/headers", headers=spoofed).json()
+        assert seen["x-pz-variant"] == "hero=default;recs=popular"
+        assert seen["x-pz-segments"] == "" and 0 <= int(seen["x-pz-bucket"]) < 16
+        for _ in range(3):
+            view = {"type": "page_view", "item": "p0201", "category": "toys", "ts": int(time.time() * 1000)}
+            assert client.post("/pz/collect", json=view).status_code == 202
+        deadline = time.monotonic() + 20
+        while (
+            seen["x-pz-variant"] != "hero=similar_to_recent;recs=similar_to_recent"
+            and time.monotonic() < deadline
+        ):
+            seen = client.get("/shop/headers", headers=spoofed).json()
+            time.sleep(0.05)
+        assert seen["x-pz-variant"] == "hero=similar_to_recent;recs=similar_to_recent"
+        page = client.get("/product/p0001", headers={"accept": "text/html"}).text
+        assert (
+            "variant <code>hero=similar_to_recent;recs=similar_to_recent</code>" in page
+        )  # the shop used it

@@ -17,6 +17,11 @@ _CART_COOKIE = "shop_cart"
 _CART_MAX = 50
 
 
+def _variant(request: Request) -> str:
+    # what the edge in front decided (header-based personalization); bounded before use
+    return request.headers.get("x-pz-variant", "")[:200]
+
+
 def _cart(request: Request) -> list[str]:
     ids = request.cookies.get(_CART_COOKIE, "").split(",")
     known = catalog.by_id()
@@ -24,21 +29,23 @@ def _cart(request: Request) -> list[str]:
 
 
 async def home(request: Request) -> Response:
-    return HTMLResponse(pages.home_page([catalog.in_category(c)[0] for c in catalog.CATEGORIES]))
+    return HTMLResponse(
+        pages.home_page([catalog.in_category(c)[0] for c in catalog.CATEGORIES], _variant(request))
+    )
 
 
 async def category(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in catalog.CATEGORIES:
         return HTMLResponse(pages.not_found_page(), status_code=404)
-    return HTMLResponse(pages.category_page(name, catalog.in_category(name)))
+    return HTMLResponse(pages.category_page(name, catalog.in_category(name), _variant(request)))
 
 
 async def product(request: Request) -> Response:
     found = catalog.by_id().get(request.path_params["id"])
     if found is None:
         return HTMLResponse(pages.not_found_page(), status_code=404)
-    return HTMLResponse(pages.product_page(found))
+    return HTMLResponse(pages.product_page(found, _variant(request)))
 
 
 async def image(request: Request) -> Response:
@@ -52,7 +59,7 @@ async def image(request: Request) -> Response:
 
 async def cart(request: Request) -> Response:
     known = catalog.by_id()
-    return HTMLResponse(pages.cart_page([known[i] for i in _cart(request)]))
+    return HTMLResponse(pages.cart_page([known[i] for i in _cart(request)], _variant(request)))
 
 
 async def cart_add(request: Request) -> Response:

@@ -17,7 +17,13 @@ button{background:#e63946;color:#fff;border:0;padding:10px 16px;border-radius:6p
 """
 
 
-def _layout(title: str, body: str, body_attrs: str = "") -> str:
+def _variant_note(variant: str) -> str:
+    if not variant:
+        return "Served without the edge: no personalization headers."
+    return f"Edge headers for this page: variant <code>{escape(variant)}</code>."
+
+
+def _layout(title: str, body: str, body_attrs: str = "", edge_variant: str = "") -> str:
     nav = "".join(f'<a href="/category/{c}">{c.title()}</a>' for c in CATEGORIES)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
@@ -29,7 +35,8 @@ def _layout(title: str, body: str, body_attrs: str = "") -> str:
         "<h2>Recommended for you</h2>"
         '<div class="pz-recs" id="recs" data-pz-slot="recs" data-pz-item-href="/product/{id}" '
         'data-pz-item-img="/img/{id}.svg"></div>'
-        '</main><script src="/pz/pz.js" defer></script></body></html>'
+        f'</main><footer id="edge-variant">{_variant_note(edge_variant)}</footer>'
+        '<script src="/pz/pz.js" defer></script></body></html>'
     )
 
 
@@ -41,18 +48,19 @@ def _card(p: Product) -> str:
     )
 
 
-def home_page(featured: list[Product]) -> str:
+def home_page(featured: list[Product], variant: str = "") -> str:
+    cards = "".join(_card(p) for p in featured)
+    return _layout("Home", f'<h1>Featured</h1><div class="grid">{cards}</div>', "", variant)
+
+
+def category_page(category: str, items: list[Product], variant: str = "") -> str:
+    cards = "".join(_card(p) for p in items)
     return _layout(
-        "Home", '<h1>Featured</h1><div class="grid">' + "".join(_card(p) for p in featured) + "</div>"
+        category.title(), f'<h1>{escape(category.title())}</h1><div class="grid">{cards}</div>', "", variant
     )
 
 
-def category_page(category: str, items: list[Product]) -> str:
-    cards = "".join(_card(p) for p in items)
-    return _layout(category.title(), f'<h1>{escape(category.title())}</h1><div class="grid">{cards}</div>')
-
-
-def product_page(p: Product) -> str:
+def product_page(p: Product, variant: str = "") -> str:
     body = (
         f'<h1 id="product-name">{escape(p.name)}</h1><img alt="{escape(p.name)}" src="/img/{p.id}.svg">'
         f'<p>{p.price} · <a href="/category/{p.category}">{p.category}</a></p>'
@@ -61,12 +69,12 @@ def product_page(p: Product) -> str:
         f'data-pz-category="{p.category}" '
         f'data-pz-value="{p.price_cents / 100:.2f}">Add to cart</button></form>'
     )
-    return _layout(p.name, body, f' data-pz-item="{p.id}" data-pz-category="{p.category}"')
+    return _layout(p.name, body, f' data-pz-item="{p.id}" data-pz-category="{p.category}"', variant)
 
 
-def cart_page(items: list[Product]) -> str:
+def cart_page(items: list[Product], variant: str = "") -> str:
     rows = "".join(f"<li>{escape(p.name)} — {p.price}</li>" for p in items) or "<li>Your cart is empty.</li>"
-    return _layout("Cart", f'<h1>Cart</h1><ul id="cart">{rows}</ul>')
+    return _layout("Cart", f'<h1>Cart</h1><ul id="cart">{rows}</ul>', "", variant)
 
 
 def not_found_page() -> str:
