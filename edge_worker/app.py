@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from importlib import resources
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -116,8 +117,10 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         profile = store.get(identity.key)
         decision = decide(profile, snapshot, slots, int(now_s), settings)
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        body = {"slots": decision, "sync": health.stamp(snapshot, now_s)}
-        response = JSONResponse(body, headers={"Cache-Control": "private, no-store"})
+        body = orjson.dumps({"slots": decision, "sync": health.stamp(snapshot, now_s)})
+        response = Response(
+            body, media_type="application/json", headers={"Cache-Control": "private, no-store"}
+        )
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 

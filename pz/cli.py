@@ -90,9 +90,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument(
         "scenario",
-        choices=["skeleton", "snapshot", "sync", "proxy"],
+        choices=["skeleton", "snapshot", "sync", "proxy", "decide"],
         help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups; "
-        "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy",
+        "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy; "
+        "decide: the decision in-process and /pz/decide against a bare route",
     )
     bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
     bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
@@ -218,6 +219,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.scenario == "decide":
+        from benchmarks.decide import run_decide
+
+        return run_decide(quick=args.quick, json_path=args.json_path)
     if args.scenario == "proxy":
         from benchmarks.proxy import run_proxy
 
