@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import delta_position
 from schemas.errors import SchemaError
 from schemas.signing import Verifier, open_sealed
@@ -61,10 +62,7 @@ class DeltaRelay:
         self._task = asyncio.create_task(self._run(), name="pz-delta-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
 

@@ -9,7 +9,6 @@ sequence number, which edges recognise and drop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
 from aggregator.state_store import PartitionCommit, PartitionPosition, StateStore
+from aggregator.tasks import cancel_and_wait
 from aggregator.view_window import UserViews, WindowSettings, add_views, expire, to_profile
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.errors import DecodeError
@@ -83,10 +83,7 @@ class Pipeline:
         self._task = asyncio.create_task(self._run(), name="pz-aggregator-pipeline")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

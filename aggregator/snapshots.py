@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -16,6 +15,7 @@ from pathlib import Path
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
 from aggregator.state_store import StateStore
+from aggregator.tasks import cancel_and_wait
 from aggregator.view_window import to_profile
 from schemas.profiles import Profile
 from schemas.signing import seal
@@ -48,10 +48,7 @@ class SnapshotBuilder:
         self._task = asyncio.create_task(self._every_interval(), name="pz-snapshot-schedule")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _every_interval(self) -> None:
         while True:

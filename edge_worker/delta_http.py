@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import httpx
@@ -12,6 +11,7 @@ import httpx
 from edge_worker.backoff import Backoff
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.profile_store import ProfileStore
+from edge_worker.tasks import cancel_and_wait
 from schemas.delta_codec import unframe_batches
 from schemas.errors import DecodeError
 
@@ -39,10 +39,7 @@ class HttpDeltaSync:
         self._task = asyncio.create_task(self._run(), name="pz-edge-delta-http")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._client.aclose()
 
     def _since(self) -> str:

@@ -7,7 +7,6 @@ DeltaApplier.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,6 +15,7 @@ from aiokafka.errors import KafkaError
 from edge_worker.backoff import Backoff
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.profile_store import ProfileStore
+from edge_worker.tasks import cancel_and_wait
 from schemas.topics import DELTAS_TOPIC
 
 log = logging.getLogger("pz.edge.deltas")
@@ -36,10 +36,7 @@ class DeltaSync:
         self._task = asyncio.create_task(self._run(), name="pz-edge-delta-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _connect(self) -> AIOKafkaConsumer:
         backoff = Backoff()

@@ -9,7 +9,6 @@ once it is full `offer()` refuses (the caller answers 503 with Retry-After).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from edge_worker import metrics
 from edge_worker.backoff import Backoff
+from edge_worker.tasks import cancel_and_wait
 
 log = logging.getLogger("pz.edge.sink")
 _SEND_BATCH = 500
@@ -64,9 +64,7 @@ class EventSink:
                 await asyncio.wait_for(self._until_empty(), timeout=flush_timeout_s)
             except TimeoutError:
                 log.error("stopping with undelivered events", extra={"pending": len(self._buffer)})
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._producer is not None:
             await self._producer.stop()
 

@@ -7,7 +7,6 @@ and memory-mapped, so a restarted edge serves at once, even with the aggregator 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import mmap
 import os
@@ -18,6 +17,7 @@ import httpx
 from edge_worker import metrics
 from edge_worker.profile_store import ProfileStore
 from edge_worker.staleness import SyncHealth
+from edge_worker.tasks import cancel_and_wait
 from schemas.errors import SchemaError
 from schemas.signing import Verifier, open_sealed
 from schemas.snapshot_codec import SnapshotReader
@@ -65,10 +65,7 @@ class SnapshotSync:
         self._task = asyncio.create_task(self._poll_forever(), name="pz-edge-snapshot-sync")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._client.aclose()
 
     async def _poll_forever(self) -> None:
