@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edge_worker import metrics
+from edge_worker.attribution import AttributionSigner, add_tokens
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
 from edge_worker.decide import SLOTS, DecisionSettings, decide
@@ -27,7 +28,7 @@ from edge_worker.event_sink import EventSink
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookieSigner, Identity
-from edge_worker.origin_headers import origin_headers
+from edge_worker.origin_headers import origin_headers, variant_of
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_metrics import RequestMetrics
@@ -58,6 +59,7 @@ def set_identity_cookie(
 def create_app(config: EdgeConfig | None = None) -> Starlette:
     cfg = config or EdgeConfig.from_env()
     signer = CookieSigner(cfg.cookie_secret)
+    attribution = AttributionSigner(cfg.cookie_secret)
     settings = DecisionSettings(cfg.view_window_s, cfg.similar_min_views, cfg.recs_limit)
     pz_js = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
     pz_js_etag = '"' + hashlib.sha256(pz_js).hexdigest()[:16] + '"'
@@ -116,6 +118,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
         profile = store.get(identity.key)
         decision = decide(profile, snapshot, slots, int(now_s), settings)
+        add_tokens(decision, attribution, variant_of(decision))
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
         body = orjson.dumps({"slots": decision, "sync": health.stamp(snapshot, now_s)})
         response = Response(
@@ -127,7 +130,12 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     async def collect(request: Request) -> Response:
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         response = await collect_endpoint(
-            request, identity, sink, max_skew_ms=cfg.max_clock_skew_ms, partitions=cfg.partitions
+            request,
+            identity,
+            sink,
+            attribution,
+            max_skew_ms=cfg.max_clock_skew_ms,
+            partitions=cfg.partitions,
         )
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
@@ -167,6 +175,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         profile = store.get(identity.key)
         decision = decide(profile, store.snapshot, SLOTS, int(time.time()), settings)
         headers = origin_headers(cfg.header_names, profile, decision, cfg.buckets)
+        add_tokens(decision, attribution, variant_of(decision))
 
         def resolver() -> Resolver:
             return lambda name, attributes: render_slot(decision.get(name), attributes)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from edge_worker import metrics
+from edge_worker.attribution import AttributionSigner
 from edge_worker.bounded_body import read_bounded
 from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.identity import Identity
 from schemas.errors import ValidationError
 from schemas.event_codec import encode_event
-from schemas.events import MAX_BODY_BYTES, parse_browser_event
+from schemas.events import MAX_BODY_BYTES, Attribution, Event, parse_browser_event
 from schemas.topics import event_topic, partition_for_key
 
 # sendBeacon sends a string as text/plain; fetch() from pz.js sends application/json.
@@ -28,8 +30,26 @@ def _reject(status: int, error: str, field: str, reason: str, metric_reason: str
     return JSONResponse({"error": error, "field": field, "reason": reason}, status_code=status)
 
 
+def _credited(event: Event, attribution: AttributionSigner) -> Event:
+    """The event with its attribution token replaced by what the token verifiably says."""
+    if event.attribution is None:
+        return event
+    credit = attribution.verify(event.attribution.token)
+    if credit is None:
+        raise ValidationError("attribution.token", "does not verify")
+    if credit.item != event.item:
+        raise ValidationError("attribution.token", f"was issued for another item than {event.item!r}")
+    return replace(event, attribution=Attribution(slot=credit.slot, variant=credit.variant, rule=credit.rule))
+
+
 async def collect_endpoint(
-    request: Request, identity: Identity, sink: EventSink, *, max_skew_ms: int, partitions: int
+    request: Request,
+    identity: Identity,
+    sink: EventSink,
+    attribution: AttributionSigner,
+    *,
+    max_skew_ms: int,
+    partitions: int,
 ) -> Response:
     if request.method != "POST":
         response = _reject(405, "method_not_allowed", "method", "use POST", "method")
@@ -51,6 +71,7 @@ async def collect_endpoint(
         event = parse_browser_event(
             body, user_key=identity.key, server_ms=int(time.time() * 1000), max_skew_ms=max_skew_ms
         )
+        event = _credited(event, attribution)
     except ValidationError as exc:
         top_field = exc.field.split(".")[0]
         label = top_field if top_field in _FIELD_LABELS else "unknown_field"  # bounded label values

@@ -37,6 +37,7 @@ def render_slot(decision: Mapping[str, Any] | None, attributes: Mapping[str, str
         )
         parts.append(
             f'<a class="pz-item" data-pz-event="click" data-pz-item="{escape(item_id)}" '
+            f'data-pz-token="{escape(str(item.get("token", "")))}" '
             f'href="{escape(_fill(href, item_id))}">{inner}</a>'
         )
     return "".join(parts).encode()

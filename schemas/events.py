@@ -21,7 +21,10 @@ _NAME_MAX = 64
 _PATH_MAX = 2048
 _VALUE_MAX = 1e9
 _ALLOWED_FIELDS = frozenset({"type", "ts", "item", "category", "value", "path", "session", "attribution"})
-_ATTRIBUTION_FIELDS = frozenset({"slot", "variant", "experiment", "rule"})
+# From a browser, attribution is only the token the edge signed (it expands it after verifying).
+_ATTRIBUTION_FIELDS = frozenset({"token"})
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_TOKEN_MAX = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class Attribution:
     variant: str = ""
     experiment: str = ""
     rule: str = ""
+    token: str = ""  # as received from a browser, before the edge verified and expanded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +71,12 @@ def _attribution(raw: Any) -> Attribution | None:
     unknown = set(raw) - _ATTRIBUTION_FIELDS
     if unknown:
         raise ValidationError(f"attribution.{sorted(unknown)[0]}", "unknown field")
-    values = {name: _identifier(raw, name, _NAME_MAX) for name in _ATTRIBUTION_FIELDS}
-    return Attribution(**values)
+    token = raw.get("token")
+    if not isinstance(token, str):
+        raise ValidationError("attribution.token", "required, a string")
+    if len(token) > _TOKEN_MAX or not _TOKEN_RE.fullmatch(token):
+        raise ValidationError("attribution.token", "not an attribution token")
+    return Attribution(token=token)
 
 
 def parse_browser_event(body: bytes, *, user_key: int, server_ms: int, max_skew_ms: int) -> Event:

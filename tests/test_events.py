@@ -52,6 +52,21 @@ def test_a_valid_page_view_is_stamped_with_user_key_and_server_time() -> None:
             "attribution.x",
             "unknown",
         ),
+        (
+            {"type": "click", "ts": NOW_MS, "item": "p1", "attribution": {"slot": "recs"}},
+            "attribution.slot",
+            "unknown",
+        ),
+        (
+            {"type": "click", "ts": NOW_MS, "item": "p1", "attribution": {"token": 5}},
+            "attribution.token",
+            "string",
+        ),
+        (
+            {"type": "click", "ts": NOW_MS, "item": "p1", "attribution": {"token": "a b"}},
+            "attribution.token",
+            "not an",
+        ),
     ],
 )
 def test_bad_events_name_the_field_and_the_reason(body: object, field: str, reason_part: str) -> None:

@@ -42,7 +42,8 @@
     var out = [];
     for (var i = 0; i < slot.items.length; i++) {
       var id = slot.items[i].id;
-      out.push('<a class="pz-item" data-pz-event="click" data-pz-item="' + text(id) + '" href="' + text(fill(href, id)) + '">' +
+      out.push('<a class="pz-item" data-pz-event="click" data-pz-item="' + text(id) + '" data-pz-token="' +
+        text(slot.items[i].token || "") + '" href="' + text(fill(href, id)) + '">' +
         (img ? '<img alt="' + text(id) + '" src="' + text(fill(img, id)) + '">' : text(id)) + "</a>");
     }
     el.innerHTML = out.join("");
@@ -72,8 +73,8 @@
     if (item) ev.item = item;
     if (category) ev.category = category;
     if (value) ev.value = parseFloat(value);
-    var slot = el && el.closest ? el.closest("[data-pz-slot]") : null;
-    if (slot) ev.attribution = {slot: slot.getAttribute("data-pz-slot"), rule: slot.getAttribute("data-pz-rule") || ""};
+    var token = el && el.getAttribute ? el.getAttribute("data-pz-token") : null;
+    if (token) ev.attribution = {token: token};  // signed by the edge: credits the slot, rule and variant
     var sent = send(ev);
     if (sent && type !== "page_view") setTimeout(refresh, 250);  // let the edge see it first
     return sent;
