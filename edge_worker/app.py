@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
+from pathlib import Path
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from edge_worker import metrics
 from edge_worker.attribution import AttributionSigner, add_tokens
+from edge_worker.circuit_breaker import CircuitBreaker
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
 from edge_worker.decide import SLOTS, DecisionSettings, decide
@@ -34,7 +36,7 @@ from edge_worker.proxy import OriginProxy
 from edge_worker.request_metrics import RequestMetrics
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
-from schemas.settings import is_dev_key
+from schemas.settings import ConfigError, is_dev_key
 
 log = logging.getLogger("pz.edge")
 MAX_SLOTS = 10
@@ -79,7 +81,17 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     metrics.SNAPSHOT_AGE_SECONDS.set_function(
         lambda: time.time() - store.snapshot.created_ms / 1000 if store.snapshot is not None else -1
     )
-    proxy = OriginProxy(cfg.origin_url) if cfg.origin_url else None
+    proxy = None
+    if cfg.origin_url:
+        fallback = None
+        if cfg.origin_fallback_file:
+            try:
+                fallback = Path(cfg.origin_fallback_file).read_bytes()
+            except OSError as exc:
+                raise ConfigError(
+                    f"PZ_ORIGIN_FALLBACK_FILE={cfg.origin_fallback_file!r}: {exc.strerror}"
+                ) from None
+        proxy = OriginProxy(cfg.origin_url, CircuitBreaker(cfg.origin_failures, cfg.origin_open_s), fallback)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

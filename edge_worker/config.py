@@ -44,6 +44,9 @@ class EdgeConfig:
     recs_limit: int = 8
     signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
+    origin_failures: int = 5  # consecutive failures that open the circuit breaker
+    origin_open_s: float = 5.0
+    origin_fallback_file: str = ""  # an HTML page served while the origin is down
     header_names: HeaderNames = HeaderNames()
     buckets: int = MAX_BUCKETS
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
@@ -74,6 +77,9 @@ class EdgeConfig:
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),
+            origin_failures=env_int(e, "PZ_ORIGIN_FAILURES", d.origin_failures, minimum=1, maximum=1000),
+            origin_open_s=env_float(e, "PZ_ORIGIN_OPEN_S", d.origin_open_s, minimum=0.1),
+            origin_fallback_file=env_str(e, "PZ_ORIGIN_FALLBACK_FILE", d.origin_fallback_file),
             header_names=HeaderNames(
                 env_str(e, "PZ_HEADER_SEGMENTS", d.header_names.segments).lower(),
                 env_str(e, "PZ_HEADER_VARIANT", d.header_names.variant).lower(),

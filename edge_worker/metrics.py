@@ -36,3 +36,9 @@ SNAPSHOT_REJECTED = Counter("pz_edge_snapshot_rejected_total", "Snapshots refuse
 PROXIED = Counter("pz_edge_proxied_total", "Origin responses streamed back", ["mode"])
 SLOTS_INJECTED = Counter("pz_edge_slots_injected_total", "Placeholders filled while proxying", ["slot"])
 ORIGIN_ERRORS = Counter("pz_edge_origin_errors_total", "Requests the origin did not answer")
+ORIGIN_SHORT_CIRCUITED = Counter(
+    "pz_edge_origin_short_circuited_total", "Requests answered while the breaker was open"
+)
+ORIGIN_BREAKER_OPEN = Gauge(
+    "pz_edge_origin_breaker_open", "1 while the origin circuit breaker is open or probing"
+)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from edge_worker import metrics
 from edge_worker.bounded_body import read_bounded
+from edge_worker.circuit_breaker import BreakerState, CircuitBreaker
 from edge_worker.decide import SLOTS as KNOWN_SLOTS
 from edge_worker.html_inject import HtmlInjector, Resolver
 
@@ -53,7 +54,11 @@ def forwardable_request_headers(request: Request, strip: tuple[str, ...] = ()) -
 
 
 class OriginProxy:
-    def __init__(self, origin_url: str) -> None:
+    def __init__(
+        self, origin_url: str, breaker: CircuitBreaker | None = None, fallback_html: bytes | None = None
+    ) -> None:
+        self._breaker = breaker or CircuitBreaker()
+        self._fallback_html = fallback_html
         self._client = httpx.AsyncClient(
             base_url=origin_url,
             timeout=httpx.Timeout(30.0, connect=3.0),
@@ -96,13 +101,21 @@ class OriginProxy:
             headers=forwarded,
             content=body,
         )
+        if not self._breaker.allow():
+            metrics.ORIGIN_SHORT_CIRCUITED.inc()
+            reason = "the origin failed repeatedly; not asking it again for a few seconds"
+            return self._unavailable(request, 503, "origin_unavailable", reason)
         try:
             upstream = await self._client.send(upstream_request, stream=True)
         except httpx.HTTPError as exc:
             metrics.ORIGIN_ERRORS.inc()
-            return JSONResponse(
-                {"error": "origin_unreachable", "reason": str(exc) or type(exc).__name__}, status_code=502
-            )
+            self._breaker.failed()
+            return self._unavailable(request, 502, "origin_unreachable", str(exc) or type(exc).__name__)
+        if upstream.status_code >= 500:
+            self._breaker.failed()  # its answer still goes to the client as it is
+        else:
+            self._breaker.succeeded()
+        metrics.ORIGIN_BREAKER_OPEN.set(self._breaker.state is not BreakerState.CLOSED)
         headers = [
             (name, value) for name, value in upstream.headers.multi_items() if name.lower() not in _HOP_BY_HOP
         ]
@@ -116,6 +129,12 @@ class OriginProxy:
         )
         response.raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in headers]
         return response
+
+    def _unavailable(self, request: Request, status: int, error: str, reason: str) -> Response:
+        headers = {"Retry-After": str(self._breaker.retry_after_s()), "Cache-Control": "no-store"}
+        if self._fallback_html is not None and _may_want_html(request):
+            return Response(self._fallback_html, status_code=status, media_type="text/html", headers=headers)
+        return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
 
     def _injected(
         self, upstream: httpx.Response, headers: list[tuple[str, str]], resolve: Resolver, gzip_out: bool
