@@ -46,13 +46,16 @@ def set_identity_cookie(
     response: Response, request: Request, identity: Identity, cfg: EdgeConfig, signer: CookieSigner
 ) -> None:
     if identity.is_new:
-        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        secure = cfg.cookie_secure == "always" or (
+            cfg.cookie_secure == "auto"
+            and (request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https")
+        )
         response.set_cookie(
             cfg.cookie_name,
             signer.cookie_value(identity.raw_id),
             max_age=cfg.cookie_max_age_s,
             path="/",
-            httponly=True,
+            httponly=cfg.cookie_httponly,
             samesite="lax",
             secure=secure,
         )
@@ -64,7 +67,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     attribution = AttributionSigner(cfg.cookie_secret)
     settings = DecisionSettings(cfg.view_window_s, cfg.similar_min_views, cfg.recs_limit)
     pz_js = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
-    pz_js_etag = '"' + hashlib.sha256(pz_js).hexdigest()[:16] + '"'
+    pz_js_hash = hashlib.sha256(pz_js).hexdigest()[:16]
+    pz_js_etag = f'"{pz_js_hash}"'
+    pz_js_versioned = f"/pz/pz.{pz_js_hash}.js"
     store = ProfileStore(cfg.profile_cache_size)
     sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
     health = SyncHealth(cfg.stale_after_s)
@@ -153,7 +158,21 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         return response
 
     async def pz_script(request: Request) -> Response:
-        headers = {"ETag": pz_js_etag, "Cache-Control": "public, max-age=300"}
+        # The content-hashed URL never changes meaning: cache it for a year. The plain one is for
+        # pages that cannot be changed with each release, so it is revalidated every few minutes.
+        if request.url.path == pz_js_versioned:
+            cache = "public, max-age=31536000, immutable"
+        elif request.url.path == "/pz/pz.js":
+            cache = "public, max-age=300"
+        else:
+            return JSONResponse(
+                {"error": "not_found", "reason": f"pz.js is at {pz_js_versioned}"}, status_code=404
+            )
+        headers = {
+            "ETag": pz_js_etag,
+            "Cache-Control": cache,
+            "Link": f"<{pz_js_versioned}>; rel=preload; as=script",
+        }
         if pz_js_etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         return Response(pz_js, media_type="text/javascript", headers=headers)
@@ -201,6 +220,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             Route("/pz/decide", decide_endpoint),
             Route("/pz/collect", collect, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/pz/pz.js", pz_script),
+            Route("/pz/pz.{version}.js", pz_script),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

@@ -34,6 +34,8 @@ class EdgeConfig:
     cookie_name: str = "pz_uid"
     cookie_secret: bytes = DEV_COOKIE_SECRET.encode()
     cookie_max_age_s: int = 400 * 86_400
+    cookie_secure: str = "auto"  # "auto": when the request came over https; "always"; "never"
+    cookie_httponly: bool = True
     max_clock_skew_ms: int = 10 * 60 * 1000
     event_buffer_size: int = 10_000
     snapshot_poll_s: float = 5.0
@@ -65,6 +67,8 @@ class EdgeConfig:
             state_dir=Path(env_str(e, "PZ_EDGE_STATE_DIR", str(d.state_dir))),
             cookie_name=env_str(e, "PZ_COOKIE_NAME", d.cookie_name),
             cookie_secret=env_str(e, "PZ_COOKIE_SECRET", DEV_COOKIE_SECRET).encode(),
+            cookie_secure=env_choice(e, "PZ_COOKIE_SECURE", d.cookie_secure, ("auto", "always", "never")),
+            cookie_httponly=env_choice(e, "PZ_COOKIE_HTTPONLY", "true", ("true", "false")) == "true",
             max_clock_skew_ms=env_int(e, "PZ_MAX_CLOCK_SKEW_MS", d.max_clock_skew_ms, minimum=1000),
             event_buffer_size=env_int(e, "PZ_EVENT_BUFFER_SIZE", d.event_buffer_size, minimum=1),
             snapshot_poll_s=env_float(e, "PZ_SNAPSHOT_POLL_S", d.snapshot_poll_s, minimum=0.05),

@@ -76,3 +76,16 @@ def test_a_new_snapshot_keeps_overlay_entries_newer_than_itself() -> None:
     assert store.get(1) == p(1, "a")
     assert store.get(2) == p(2, "b")
     assert store.applied_seq == {0: 2}
+
+
+def test_cookie_flags_are_configuration() -> None:
+    from edge_worker.config import EdgeConfig
+    from schemas.settings import ConfigError
+
+    assert EdgeConfig.from_env({}).cookie_secure == "auto" and EdgeConfig.from_env({}).cookie_httponly
+    config = EdgeConfig.from_env({"PZ_COOKIE_SECURE": "always", "PZ_COOKIE_HTTPONLY": "false"})
+    assert config.cookie_secure == "always" and not config.cookie_httponly
+    import pytest
+
+    with pytest.raises(ConfigError, match="PZ_COOKIE_SECURE"):
+        EdgeConfig.from_env({"PZ_COOKIE_SECURE": "sometimes"})

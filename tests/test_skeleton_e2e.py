@@ -142,7 +142,10 @@ def test_the_shop_is_served_through_the_edge_with_spoofed_headers_removed(stack:
     assert "pz_uid" in page.cookies
     script = httpx.get(f"{stack.edge_url}/pz/pz.js")
     assert script.status_code == 200 and "sendBeacon" in script.text
-    assert (
-        httpx.get(f"{stack.edge_url}/pz/pz.js", headers={"if-none-match": script.headers["etag"]}).status_code
-        == 304
-    )
+    revalidated = httpx.get(f"{stack.edge_url}/pz/pz.js", headers={"if-none-match": script.headers["etag"]})
+    assert revalidated.status_code == 304
+    versioned = script.headers["link"].split(">")[0].lstrip("<")
+    pinned = httpx.get(f"{stack.edge_url}{versioned}")
+    assert pinned.content == script.content and "immutable" in pinned.headers["cache-control"]
+    assert script.headers["cache-control"] == "public, max-age=300"
+    assert httpx.get(f"{stack.edge_url}/pz/pz.0000000000000000.js").status_code == 404
