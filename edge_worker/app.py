@@ -203,8 +203,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         # Decided once per request, from memory: the same decision fills the page and the headers.
+        started = time.perf_counter()
         profile = store.get(identity.key)
         decision = decide(profile, store.snapshot, SLOTS, int(time.time()), settings)
+        if time.perf_counter() - started > cfg.decision_budget_s:
+            # Too late to be worth the wait it caused: the page keeps the origin's own content.
+            metrics.DECISIONS_OVER_BUDGET.inc()
+            decision = {}
         headers = origin_headers(cfg.header_names, profile, decision, cfg.buckets)
         add_tokens(decision, attribution, variant_of(decision))
 

@@ -46,6 +46,9 @@ class EdgeConfig:
     recs_limit: int = 8
     signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
+    decision_budget_s: float = (
+        0.005  # a page decision slower than this is dropped (placeholders keep content)
+    )
     origin_failures: int = 5  # consecutive failures that open the circuit breaker
     origin_open_s: float = 5.0
     origin_fallback_file: str = ""  # an HTML page served while the origin is down
@@ -81,6 +84,8 @@ class EdgeConfig:
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),
+            decision_budget_s=env_float(e, "PZ_DECISION_BUDGET_MS", d.decision_budget_s * 1000, minimum=0.0)
+            / 1000,
             origin_failures=env_int(e, "PZ_ORIGIN_FAILURES", d.origin_failures, minimum=1, maximum=1000),
             origin_open_s=env_float(e, "PZ_ORIGIN_OPEN_S", d.origin_open_s, minimum=0.1),
             origin_fallback_file=env_str(e, "PZ_ORIGIN_FALLBACK_FILE", d.origin_fallback_file),

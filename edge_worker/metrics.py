@@ -42,3 +42,6 @@ ORIGIN_SHORT_CIRCUITED = Counter(
 ORIGIN_BREAKER_OPEN = Gauge(
     "pz_edge_origin_breaker_open", "1 while the origin circuit breaker is open or probing"
 )
+DECISIONS_OVER_BUDGET = Counter(
+    "pz_edge_decisions_over_budget_total", "Page decisions dropped for taking too long"
+)

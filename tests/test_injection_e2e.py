@@ -87,3 +87,11 @@ def test_the_origin_gets_segments_variant_and_a_bounded_bucket_never_the_clients
         assert (
             "variant <code>hero=similar_to_recent;recs=similar_to_recent</code>" in page
         )  # the shop used it
+
+
+def test_a_decision_over_its_budget_leaves_the_origins_content(stack: LocalStack) -> None:
+    edge = stack.add_edge("edge-no-budget", extra_env={"PZ_DECISION_BUDGET_MS": "0"})
+    page = httpx.get(f"{edge}/category/books", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "Welcome to the pz demo shop." in page.text  # the placeholder's own content stayed
+    assert "pz_edge_decisions_over_budget_total 1.0" in httpx.get(f"{edge}/metrics").text
