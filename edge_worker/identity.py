@@ -8,6 +8,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from lru import LRU
+
 from schemas.user_key import user_key
 
 _SIG_BYTES = 16
@@ -21,8 +23,10 @@ class Identity:
 
 
 class CookieSigner:
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, cache_size: int = 100_000) -> None:
         self._secret = secret
+        # Returning visitors present the same cookie on every request: verified once, then looked up.
+        self._verified: LRU[str, Identity] = LRU(cache_size)
 
     def _sign(self, raw_id: str) -> str:
         mac = hmac.new(self._secret, raw_id.encode(), hashlib.sha256).digest()[:_SIG_BYTES]
@@ -41,9 +45,15 @@ class CookieSigner:
         return raw_id
 
     def identify(self, cookie_value: str | None) -> Identity:
-        raw_id = self.verify(cookie_value)
-        is_new = raw_id is None
-        if raw_id is None:
-            raw_id = secrets.token_urlsafe(16)
+        if cookie_value is not None:
+            known = self._verified.get(cookie_value)
+            if known is not None:
+                return known
+            raw_id = self.verify(cookie_value)
+            if raw_id is not None:  # only cookies that verify are remembered: forgeries cannot fill the cache
+                identity = Identity(raw_id=raw_id, key=user_key(raw_id, self._secret), is_new=False)
+                self._verified[cookie_value] = identity
+                return identity
+        raw_id = secrets.token_urlsafe(16)
         # The user key is keyed with the same secret: ids cannot be mapped to keys from outside.
-        return Identity(raw_id=raw_id, key=user_key(raw_id, self._secret), is_new=is_new)
+        return Identity(raw_id=raw_id, key=user_key(raw_id, self._secret), is_new=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_worker import metrics
@@ -12,6 +13,7 @@ _ROUTES = frozenset({"/pz/decide", "/pz/collect", "/pz/pz.js", "/healthz", "/rea
 class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str], Counter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -30,4 +32,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_count)
         finally:
-            metrics.REQUESTS.labels(route, status).inc()
+            counter = self._children.get((route, status))
+            if counter is None:  # labels() takes a lock and builds a key: once per pair is enough
+                counter = self._children[(route, status)] = metrics.REQUESTS.labels(route, status)
+            counter.inc()
