@@ -41,7 +41,6 @@ class DeltaRelay:
         self._per_partition = per_partition
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._recent: dict[int, deque[tuple[int, bytes]]] = {}
-        self._first_seen: dict[int, int] = {}  # first seq held since start, per partition
         self._arrived = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None

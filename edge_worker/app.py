@@ -211,9 +211,10 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             metrics.DECISIONS_OVER_BUDGET.inc()
             decision = {}
         headers = origin_headers(cfg.header_names, profile, decision, cfg.buckets)
-        add_tokens(decision, attribution, variant_of(decision))
 
         def resolver() -> Resolver:
+            # Only for a page that will be filled: images and scripts need no attribution tokens.
+            add_tokens(decision, attribution, variant_of(decision))
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
         response = await proxy.forward(request, headers, inject=resolver, strip=cfg.header_names.all())

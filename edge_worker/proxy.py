@@ -58,6 +58,9 @@ class OriginProxy:
         self, origin_url: str, breaker: CircuitBreaker | None = None, fallback_html: bytes | None = None
     ) -> None:
         self._breaker = breaker or CircuitBreaker()
+        metrics.ORIGIN_BREAKER_OPEN.set_function(
+            lambda: float(self._breaker.state is not BreakerState.CLOSED)
+        )
         self._fallback_html = fallback_html
         self._client = httpx.AsyncClient(
             base_url=origin_url,
@@ -115,7 +118,6 @@ class OriginProxy:
             self._breaker.failed()  # its answer still goes to the client as it is
         else:
             self._breaker.succeeded()
-        metrics.ORIGIN_BREAKER_OPEN.set(self._breaker.state is not BreakerState.CLOSED)
         headers = [
             (name, value) for name, value in upstream.headers.multi_items() if name.lower() not in _HOP_BY_HOP
         ]
