@@ -90,9 +90,15 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             checks["redis"] = bool(await request.app.state.redis.ping())
         except redis.RedisError:
             checks["redis"] = False
-        checks["snapshot"] = request.app.state.snapshots.latest is not None
+        latest = request.app.state.snapshots.latest
+        checks["snapshot"] = latest is not None
         return JSONResponse(
-            {"ready": all(checks.values()), "checks": checks},
+            {
+                "ready": all(checks.values()),
+                "checks": checks,
+                "snapshot_id": latest.snapshot_id if latest is not None else None,
+                "rules_version": cfg.rules_version,
+            },
             status_code=200 if all(checks.values()) else 503,
         )
 

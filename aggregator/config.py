@@ -37,6 +37,7 @@ class AggregatorConfig:
     signing_key: Signer = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     admin_token: str = ""
     relay_batches: int = 10_000  # recent delta batches held per partition for HTTP sync
+    rules_version: str = "builtin-1"  # stamped on every snapshot; edges report it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -66,4 +67,5 @@ class AggregatorConfig:
             signing_key=signer_from_env(e),
             admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
             relay_batches=env_int(e, "PZ_RELAY_BATCHES", d.relay_batches, minimum=1, maximum=10_000_000),
+            rules_version=env_str(e, "PZ_RULES_VERSION", d.rules_version),
         )

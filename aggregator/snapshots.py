@@ -85,6 +85,7 @@ class SnapshotBuilder:
                 popular=_ranked(views)[: self._config.popular_limit],
                 popular_by_category=_by_category(views, categories),
                 users=users,
+                rules_version=self._config.rules_version,
             )
             # Encoding is CPU work: off the event loop so consuming goes on meanwhile.
             sealed = await asyncio.to_thread(lambda: seal(encode_snapshot(content), self._config.signing_key))

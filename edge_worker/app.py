@@ -186,6 +186,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         ready = all(checks.values())
         body = {
             "ready": ready,
+            "release": cfg.release,
             "checks": checks,
             "snapshot_source": health.snapshot_source,
             "sync": health.stamp(snapshot, time.time()),

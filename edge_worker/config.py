@@ -55,6 +55,7 @@ class EdgeConfig:
     header_names: HeaderNames = HeaderNames()
     buckets: int = MAX_BUCKETS
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
+    release: str = "dev"  # the deployed release's name, reported on /readyz (rollout gates check it)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EdgeConfig:
@@ -96,4 +97,5 @@ class EdgeConfig:
             ),
             buckets=env_int(e, "PZ_BUCKETS", d.buckets, minimum=1, maximum=MAX_BUCKETS),
             delta_transport=env_choice(e, "PZ_DELTA_TRANSPORT", d.delta_transport, ("kafka", "http")),
+            release=env_str(e, "PZ_RELEASE", d.release),
         )

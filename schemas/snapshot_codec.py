@@ -36,6 +36,7 @@ class SnapshotContent:
     popular: Sequence[str]
     popular_by_category: Mapping[str, Sequence[str]]
     users: Sequence[Profile]
+    rules_version: str = ""
 
 
 def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
@@ -115,10 +116,12 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     positions_vec = builder.EndVector()
 
     snapshot_id = builder.CreateString(content.snapshot_id)
+    rules_version = builder.CreateString(content.rules_version)
     fb.SnapshotStart(builder)
     fb.SnapshotAddFormatVersion(builder, SNAPSHOT_FORMAT_VERSION)
     fb.SnapshotAddId(builder, snapshot_id)
     fb.SnapshotAddCreatedMs(builder, content.created_ms)
+    fb.SnapshotAddRulesVersion(builder, rules_version)
     fb.SnapshotAddPositions(builder, positions_vec)
     fb.SnapshotAddPopular(builder, popular_vec)
     fb.SnapshotAddCategories(builder, categories_vec)
@@ -169,6 +172,7 @@ class SnapshotReader:
         "_user_count",
         "snapshot_id",
         "created_ms",
+        "rules_version",
         "positions",
         "popular",
         "popular_by_category",
@@ -192,6 +196,7 @@ class SnapshotReader:
                 raise DecodeError("profiles run past the end of the profile data")
             self.snapshot_id = (root.Id() or b"").decode()
             self.created_ms = root.CreatedMs()
+            self.rules_version = (root.RulesVersion() or b"").decode()
             categories = [
                 c.decode() for c in (root.CategoryNames(i) for i in range(root.CategoryNamesLength()))
             ]

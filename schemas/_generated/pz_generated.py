@@ -753,8 +753,15 @@ class Snapshot(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
         return o == 0
 
+    # Snapshot
+    def RulesVersion(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(32))
+        if o != 0:
+            return self._tab.String(o + self._tab.Pos)
+        return None
+
 def SnapshotStart(builder):
-    builder.StartObject(14)
+    builder.StartObject(15)
 
 def SnapshotAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -824,6 +831,9 @@ def SnapshotAddUserData(builder, userData):
 
 def SnapshotStartUserDataVector(builder, numElems):
     return builder.StartVector(1, numElems, 1)
+
+def SnapshotAddRulesVersion(builder, rulesVersion):
+    builder.PrependUOffsetTRelativeSlot(14, flatbuffers.number_types.UOffsetTFlags.py_type(rulesVersion), 0)
 
 def SnapshotEnd(builder):
     return builder.EndObject()
