@@ -8,7 +8,7 @@ REQUESTS = Counter("pz_edge_requests_total", "HTTP requests served", ["route", "
 DECISION_SECONDS = Histogram(
     "pz_edge_decision_seconds",
     "In-process decision time for one request (all slots)",
-    buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3),
+    buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1),
 )
 EVENTS_ACCEPTED = Counter("pz_edge_events_accepted_total", "Events accepted at /pz/collect", ["type"])
 EVENTS_REJECTED = Counter("pz_edge_events_rejected_total", "Events rejected at /pz/collect", ["reason"])

@@ -9,39 +9,13 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from pz.arguments import port_number as _port
+from pz.arguments import positive_float as _positive_float
+from pz.arguments import positive_int as _positive_int
+from pz.fleet_cli import add_fleet, run_fleet
 from pz.local_stack import LocalStack, stack_options_from_env
 from pz.processes import StackError
 from schemas.settings import ConfigError
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 65535")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
-    return value
 
 
 def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -254,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_bench(sub)
     _add_snapshot(sub)
     _add_keys(sub)
+    add_fleet(sub)
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -264,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_snapshot_tool(args)
         if args.command == "keys":
             return run_keys(args)
+        if args.command == "fleet":
+            return run_fleet(args)
         return run_bench(args)
     except (StackError, ConfigError) as exc:
         print(f"pz {args.command}: {exc}", file=sys.stderr)

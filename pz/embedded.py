@@ -41,12 +41,24 @@ def valkey_binary() -> str:
     return str(path)
 
 
+def broker_argv(port: int) -> list[str]:
+    url = f"tcp://127.0.0.1:{port}"
+    return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+
+
+def redis_argv(port: int, data_dir: Path | None = None) -> list[str]:
+    """Memory only, unless `data_dir` is given: then every write is fsynced to an append-only file
+    there, so that a killed and restarted server comes back with its data."""
+    argv = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    if data_dir is None:
+        return [*argv, "--appendonly", "no"]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return [*argv, "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
+
+
 def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
     port = port or free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = spawn(
-        "broker", [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url], log_dir
-    )
+    process = spawn("broker", broker_argv(port), log_dir)
     wait_for_tcp(process, port)
     return process, f"127.0.0.1:{port}"
 
@@ -54,16 +66,8 @@ def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess
 def start_redis(
     log_dir: Path, port: int | None = None, data_dir: Path | None = None
 ) -> tuple[ManagedProcess, str]:
-    """Memory only, unless `data_dir` is given: then every write is fsynced to an append-only file
-    there, so that a killed and restarted server comes back with its data (fault tests)."""
     port = port or free_port()
-    argv = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    if data_dir is None:
-        argv += ["--appendonly", "no"]
-    else:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
-    process = spawn("redis", argv, log_dir)
+    process = spawn("redis", redis_argv(port, data_dir), log_dir)
     wait_for_tcp(process, port)
     return process, f"redis://127.0.0.1:{port}/0"
 
