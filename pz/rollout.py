@@ -20,6 +20,8 @@ import orjson
 from pz.gate import GateCriteria, GateResult, run_gate
 from pz.services import is_running, load_record, log_tail, save_record, start_service, stop_service
 
+_SERVICE_OWNED = ("PZ_EDGE_PORT", "PZ_EDGE_STATE_DIR")  # set per edge by services.start_service
+
 
 class SpecError(ValueError):
     """A rollout spec that cannot be run; the message names the field and the reason."""
@@ -156,14 +158,22 @@ class RolloutOutcome:
 
 
 def _deploy(spec: RolloutSpec, edge: EdgeSlot, release: Release) -> bool:
-    """Run `release` on `edge`; False when it already ran it (nothing changed)."""
+    """Run `release` on `edge`; False when the running process already has its settings.
+
+    A release that changes only the rules version restarts nothing: rules travel inside the
+    snapshot, and the gate checks that the edge serves them."""
     record = load_record(spec.state_dir, edge.name)
+    env = spec.edge_env(release)
     if (
         record is not None
         and is_running(record)
-        and record.release == release.as_dict()
         and record.port == edge.port
+        and {k: v for k, v in record.env.items() if k not in _SERVICE_OWNED} == env
+        and record.secret_env == dict(spec.secret_env)
     ):
+        if record.release != release.as_dict():
+            record.release = release.as_dict()
+            save_record(spec.state_dir, record)
         return False
     start_service(
         spec.state_dir,
@@ -185,7 +195,9 @@ def _gate(spec: RolloutSpec, edge: EdgeSlot, criteria: GateCriteria) -> GateResu
     result = run_gate(f"http://127.0.0.1:{edge.port}", criteria, running)
     record = load_record(spec.state_dir, edge.name)
     if not result.passed and record is not None and not is_running(record):
-        result.problems.append(f"its last words: {log_tail(record, 1).strip() or '(none)'} (see {record.log})")
+        result.problems.append(
+            f"its last words: {log_tail(record, 1).strip() or '(none)'} (see {record.log})"
+        )
     return result
 
 
