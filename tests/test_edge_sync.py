@@ -100,10 +100,11 @@ def test_staleness_is_stamped_from_the_time_sync_was_last_heard() -> None:
     assert health.stamp(None, NOW_S)["stale"] is True
     health.last_heard_s = NOW_S - 10
     health.delta_lag_s = 0.02
-    reader = SnapshotReader(encode_snapshot(SnapshotContent("s", (NOW_S - 100) * 1000, {}, (), {}, ())))
+    reader = SnapshotReader(encode_snapshot(SnapshotContent("s", (NOW_S - 100) * 1000, {}, (), {}, (), "r4")))
     fresh = health.stamp(reader, NOW_S)
     assert fresh == {
         "snapshot_id": "s",
+        "rules_version": "r4",
         "snapshot_age_s": 100.0,
         "sync_age_s": 10.0,
         "delta_lag_s": 0.02,
