@@ -25,7 +25,9 @@ class AggregatorConfig:
     group_id: str = "pz-aggregator"
     http_host: str = "127.0.0.1"
     http_port: int = 8090
-    window_s: int = 600
+    window_s: int = 600  # views are kept this long
+    cart_window_s: int = 86_400  # add-to-cart events
+    purchase_window_s: int = 86_400  # purchases (a user idle for user_ttl_s is forgotten anyway)
     max_times_per_item: int = 16
     max_items_per_user: int = 32
     user_ttl_s: int = 86_400
@@ -50,6 +52,8 @@ class AggregatorConfig:
             http_host=env_str(e, "PZ_AGGREGATOR_HOST", d.http_host),
             http_port=env_int(e, "PZ_AGGREGATOR_PORT", d.http_port, maximum=65535),
             window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.window_s, minimum=1),
+            cart_window_s=env_int(e, "PZ_CART_WINDOW_S", d.cart_window_s, minimum=1),
+            purchase_window_s=env_int(e, "PZ_PURCHASE_WINDOW_S", d.purchase_window_s, minimum=1),
             max_times_per_item=env_int(
                 e, "PZ_MAX_TIMES_PER_ITEM", d.max_times_per_item, minimum=1, maximum=255
             ),

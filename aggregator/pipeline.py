@@ -22,9 +22,9 @@ from redis.exceptions import RedisError
 
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
+from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.state_store import PartitionCommit, PartitionPosition, StateStore
 from aggregator.tasks import cancel_and_wait
-from aggregator.view_window import UserViews, WindowSettings, add_views, expire, to_profile
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.errors import DecodeError
 from schemas.event_codec import decode_event
@@ -51,7 +51,13 @@ class Pipeline:
     def __init__(self, config: AggregatorConfig, store: StateStore) -> None:
         self._config = config
         self._store = store
-        self._settings = WindowSettings(config.window_s, config.max_times_per_item, config.max_items_per_user)
+        self._settings = WindowSettings(
+            config.window_s,
+            config.max_times_per_item,
+            config.max_items_per_user,
+            config.cart_window_s,
+            config.purchase_window_s,
+        )
         self._positions: dict[int, PartitionPosition] = {}
         self._watermarks_s: dict[int, int] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
@@ -198,7 +204,7 @@ class Pipeline:
         item_views: dict[str, int] = defaultdict(int)
         item_categories: dict[str, str] = {}
         for user_key, events in events_by_user.items():
-            add_views(states[user_key], events, self._settings)
+            add_events(states[user_key], events, self._settings)
             expire(states[user_key], watermark_s, self._settings)
             for event in events:
                 if event.type == "page_view" and event.item:
@@ -212,7 +218,7 @@ class Pipeline:
         self._positions[partition] = position
 
     async def _publish_delta(
-        self, partition: int, position: PartitionPosition, states: dict[int, UserViews]
+        self, partition: int, position: PartitionPosition, states: dict[int, UserHistory]
     ) -> None:
         assert self._producer is not None
         now_ms = int(time.time() * 1000)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
+from aggregator.item_history import to_profile
 from aggregator.state_store import StateStore
 from aggregator.tasks import cancel_and_wait
-from aggregator.view_window import to_profile
 from schemas.profiles import Profile
 from schemas.signing import seal
 from schemas.snapshot_codec import PartitionPosition, SnapshotContent, encode_snapshot

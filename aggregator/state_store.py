@@ -13,7 +13,7 @@ from typing import cast
 import redis.asyncio as redis
 from redis.typing import EncodableT, FieldT
 
-from aggregator.view_window import UserViews, dump_state, load_state
+from aggregator.item_history import UserHistory, dump_state, load_state
 
 _Mapping = Mapping[FieldT, EncodableT]
 
@@ -45,7 +45,7 @@ class PartitionPosition:
 @dataclass(slots=True)
 class PartitionCommit:
     partition: int
-    users: Mapping[int, UserViews]
+    users: Mapping[int, UserHistory]
     item_views: Mapping[str, int]
     item_categories: Mapping[str, str]
     position: PartitionPosition
@@ -71,7 +71,7 @@ class StateStore:
                 position.offsets[text[4:]] = int(value)
         return position
 
-    async def load_users(self, partition: int, user_keys: Iterable[int]) -> dict[int, UserViews]:
+    async def load_users(self, partition: int, user_keys: Iterable[int]) -> dict[int, UserHistory]:
         keys = list(user_keys)
         if not keys:
             return {}
@@ -101,9 +101,9 @@ class StateStore:
         pipe.hset(f"{tag}:pos", mapping=cast(_Mapping, position))
         await pipe.execute()
 
-    async def scan_users(self, partition: int) -> dict[int, UserViews]:
+    async def scan_users(self, partition: int) -> dict[int, UserHistory]:
         prefix = f"{_tag(partition)}:u:"
-        users: dict[int, UserViews] = {}
+        users: dict[int, UserHistory] = {}
         keys: list[bytes] = []
         async for key in self._redis.scan_iter(
             match=prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=1000

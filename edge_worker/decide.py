@@ -32,8 +32,10 @@ def _focus_item(profile: Profile | None, now_s: int, settings: DecisionSettings)
     since_s = now_s - settings.window_s
     best: ItemHistory | None = None
     for history in profile.items:
-        if history.count_since(since_s) >= settings.min_views and (
-            best is None or history.times_s[0] > best.times_s[0]
+        if (
+            history.event == "view"
+            and history.count_since(since_s) >= settings.min_views
+            and (best is None or history.times_s[0] > best.times_s[0])
         ):
             best = history
     return best

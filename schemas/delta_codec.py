@@ -13,7 +13,7 @@ from schemas.errors import DecodeError
 from schemas.profiles import Profile, read_profile, write_profile
 
 DELTA_IDENTIFIER = b"PZDL"
-DELTA_FORMAT_VERSION = 1
+DELTA_FORMAT_VERSION = 2  # 2: item histories carry their event kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,11 @@
 Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded signed values):
 
     updated_age_s(z)  n_segments  segment_index*  n_items
-    then per item:    item_index  n_times  newest_age_s(z)  gap_s*
+    then per item:    item_index*3+kind  n_times  newest_age_s(z)  gap_s*
 
 Ages count back from the snapshot's creation second; each gap is the distance to the previous
-(newer) view, so typical values fit one or two bytes. Items and segments are indexes into the
-snapshot's dictionaries.
+(newer) event, so typical values fit one or two bytes. Items and segments are indexes into the
+snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed, added to cart, bought).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from schemas.errors import DecodeError
-from schemas.profiles import ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+
+_KINDS = len(EVENT_KINDS)
 
 
 def _varint(out: bytearray, value: int) -> None:
@@ -42,7 +44,7 @@ def pack_profile(
         _varint(out, segment_index[segment])
     _varint(out, len(profile.items))
     for history in profile.items:
-        _varint(out, item_index[history.item])
+        _varint(out, item_index[history.item] * _KINDS + EVENT_KINDS.index(history.event))
         _varint(out, len(history.times_s))
         previous = None
         for t in history.times_s:
@@ -80,7 +82,7 @@ class ProfileUnpacker:
             segments = tuple(self._segment_name[take()] for _ in range(take()))
             items = []
             for _ in range(take()):
-                index = take()
+                index, kind = divmod(take(), _KINDS)
                 n_times = take()
                 times: list[int] = []
                 if n_times:
@@ -89,7 +91,11 @@ class ProfileUnpacker:
                     for _ in range(n_times - 1):
                         t -= take()
                         times.append(t)
-                items.append(ItemHistory(self._item_name[index], self._item_category[index], tuple(times)))
+                items.append(
+                    ItemHistory(
+                        self._item_name[index], self._item_category[index], tuple(times), EVENT_KINDS[kind]
+                    )
+                )
         except (StopIteration, IndexError):
             raise DecodeError("packed profile is truncated or refers past a dictionary") from None
         if _has_more(take):

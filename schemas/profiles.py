@@ -8,6 +8,10 @@ from typing import Any
 import flatbuffers
 
 from schemas._generated import pz_generated as fb
+from schemas.errors import DecodeError
+
+# What a user did with an item; index = the code in snapshots and deltas.
+EVENT_KINDS = ("view", "cart", "purchase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +19,7 @@ class ItemHistory:
     item: str
     category: str
     times_s: tuple[int, ...]  # newest first
+    event: str = "view"  # one of EVENT_KINDS
 
     def count_since(self, since_s: int) -> int:
         n = 0
@@ -46,6 +51,7 @@ def write_profile(builder: flatbuffers.Builder, profile: Profile) -> int:
         fb.ItemHistoryAddItem(builder, item)
         fb.ItemHistoryAddCategory(builder, category)
         fb.ItemHistoryAddTimesS(builder, times)
+        fb.ItemHistoryAddKind(builder, EVENT_KINDS.index(history.event))
         item_offsets.append(fb.ItemHistoryEnd(builder))
     fb.UserProfileStartItemsVector(builder, len(item_offsets))
     for off in reversed(item_offsets):
@@ -70,9 +76,15 @@ def read_profile(raw: Any) -> Profile:
     for i in range(raw.ItemsLength()):
         h = raw.Items(i)
         times = tuple(h.TimesS(j) for j in range(h.TimesSLength()))
+        kind = h.Kind()
+        if kind >= len(EVENT_KINDS):
+            raise DecodeError(f"unknown item event kind {kind}")
         items.append(
             ItemHistory(
-                item=(h.Item() or b"").decode(), category=(h.Category() or b"").decode(), times_s=times
+                item=(h.Item() or b"").decode(),
+                category=(h.Category() or b"").decode(),
+                times_s=times,
+                event=EVENT_KINDS[kind],
             )
         )
     segments = tuple(raw.Segments(i).decode() for i in range(raw.SegmentsLength()))

@@ -19,7 +19,7 @@ from schemas.profile_packing import ProfileUnpacker, pack_profile
 from schemas.profiles import Profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
-SNAPSHOT_FORMAT_VERSION = 3  # 2: user_keys vector; 3: packed profiles and dictionaries
+SNAPSHOT_FORMAT_VERSION = 4  # 2: user_keys vector; 3: packed profiles and dictionaries; 4: event kinds
 
 
 @dataclass(frozen=True, slots=True)

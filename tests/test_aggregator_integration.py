@@ -13,9 +13,9 @@ import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
 
 from aggregator.config import AggregatorConfig
+from aggregator.item_history import load_state
 from aggregator.pipeline import Pipeline
 from aggregator.state_store import StateStore, user_state_key
-from aggregator.view_window import load_state
 from pz.embedded import start_redis
 from pz.processes import spawn, wait_for_tcp
 from schemas import Event
@@ -56,7 +56,7 @@ async def start_pipeline(services: Services, client: redis.Redis, group: str) ->
 async def stored_views(client: redis.Redis, user: int, item: str) -> int:
     raw = await client.get(user_state_key(user % PARTITIONS, user))
     state = load_state(raw if isinstance(raw, bytes) else None)
-    return len(state[item][1]) if item in state else 0
+    return len(state[("view", item)][1]) if ("view", item) in state else 0
 
 
 async def test_views_become_window_state_in_redis_and_a_signed_delta(

@@ -29,7 +29,14 @@ KEYS = {"k1": KEY}
 
 def profile(key: int, item: str = "p1") -> Profile:
     return Profile(
-        key=key, items=(ItemHistory(item, "shoes", (300, 200, 100)),), segments=("s",), updated_ms=5_000
+        key=key,
+        items=(
+            ItemHistory(item, "shoes", (300, 200, 100)),
+            ItemHistory(item, "shoes", (250,), "cart"),
+            ItemHistory("p9", "hats", (90,), "purchase"),
+        ),
+        segments=("s",),
+        updated_ms=5_000,
     )
 
 

@@ -268,8 +268,15 @@ class ItemHistory(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(8))
         return o == 0
 
+    # ItemHistory
+    def Kind(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(10))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, o + self._tab.Pos)
+        return 0
+
 def ItemHistoryStart(builder):
-    builder.StartObject(3)
+    builder.StartObject(4)
 
 def ItemHistoryAddItem(builder, item):
     builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(item), 0)
@@ -282,6 +289,9 @@ def ItemHistoryAddTimesS(builder, timesS):
 
 def ItemHistoryStartTimesSVector(builder, numElems):
     return builder.StartVector(4, numElems, 4)
+
+def ItemHistoryAddKind(builder, kind):
+    builder.PrependUint8Slot(3, kind, 0)
 
 def ItemHistoryEnd(builder):
     return builder.EndObject()

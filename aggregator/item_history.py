@@ -1,0 +1,86 @@
+"""Sliding event-time windows of what each user did with each item: viewed, added to cart, bought.
+
+Pure logic: it never reads the clock. Times come from the events, and expiry is judged against the
+partition's watermark (the newest event time seen), so replaying the same events gives the same
+state whatever the wall clock says. Each kind of event keeps its own horizon: views matter for
+minutes, carts for a day, purchases for weeks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+
+from schemas.events import Event
+from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+
+KIND_OF_EVENT = {"page_view": "view", "add_to_cart": "cart", "purchase": "purchase"}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSettings:
+    window_s: int = 600  # views
+    max_times_per_item: int = 16  # caps the state per item; counts above it saturate
+    max_items_per_user: int = 32  # per kind; least recently used items are dropped first
+    cart_window_s: int = 86_400
+    purchase_window_s: int = 30 * 86_400
+
+    def horizon_s(self, kind: str) -> int:
+        return {"view": self.window_s, "cart": self.cart_window_s}.get(kind, self.purchase_window_s)
+
+
+# Per-user state: (kind, item) -> (category, event times in seconds, newest first)
+UserHistory = dict[tuple[str, str], tuple[str, list[int]]]
+
+
+def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSettings) -> None:
+    for event in events:
+        kind = KIND_OF_EVENT.get(event.type)
+        if kind is None or not event.item:
+            continue
+        t_s = event.client_ms // 1000
+        category, times = state.get((kind, event.item), (event.category, []))
+        times.append(t_s)
+        times.sort(reverse=True)  # late events land in place; lists are short (capped)
+        del times[settings.max_times_per_item :]
+        state[(kind, event.item)] = (event.category or category, times)
+
+
+def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> None:
+    horizons = {kind: watermark_s - settings.horizon_s(kind) for kind in EVENT_KINDS}
+    for key in list(state):
+        category, times = state[key]
+        kept = [t for t in times if t >= horizons[key[0]]]
+        if kept:
+            state[key] = (category, kept)
+        else:
+            del state[key]
+    for kind in EVENT_KINDS:
+        keys = [key for key in state if key[0] == kind]
+        if len(keys) > settings.max_items_per_user:
+            newest_first = sorted(keys, key=lambda k: state[k][1][0], reverse=True)
+            for key in newest_first[settings.max_items_per_user :]:
+                del state[key]
+
+
+def to_profile(key: int, state: UserHistory, updated_ms: int) -> Profile:
+    ordered = sorted(state.items(), key=lambda kv: kv[1][1][0], reverse=True)
+    items = tuple(
+        ItemHistory(item=item, category=c, times_s=tuple(t), event=kind) for (kind, item), (c, t) in ordered
+    )
+    return Profile(key=key, items=items, updated_ms=updated_ms)
+
+
+def dump_state(state: UserHistory) -> bytes:
+    return orjson.dumps([[kind, item, category, times] for (kind, item), (category, times) in state.items()])
+
+
+def load_state(raw: bytes | None) -> UserHistory:
+    if not raw:
+        return {}
+    parsed = orjson.loads(raw)
+    if isinstance(parsed, dict):  # before carts and purchases were kept: views only, by item
+        return {("view", item): (str(pair[0]), [int(t) for t in pair[1]]) for item, pair in parsed.items()}
+    return {(str(k), str(i)): (str(c), [int(t) for t in times]) for k, i, c, times in parsed}

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from aggregator.item_history import (
+    UserHistory,
+    WindowSettings,
+    add_events,
+    dump_state,
+    expire,
+    load_state,
+    to_profile,
+)
+from schemas.events import Event
+
+SETTINGS = WindowSettings(
+    window_s=600, max_times_per_item=4, max_items_per_user=2, cart_window_s=1000, purchase_window_s=5000
+)
+
+
+def view(item: str, t_s: int, category: str = "c") -> Event:
+    return Event("page_view", 1, t_s * 1000, t_s * 1000, item=item, category=category)
+
+
+def cart(item: str, t_s: int) -> Event:
+    return Event("add_to_cart", 1, t_s * 1000, t_s * 1000, item=item, category="c")
+
+
+def test_views_are_counted_per_item_newest_first_including_late_ones() -> None:
+    state: UserHistory = {}
+    add_events(state, [view("a", 100), view("a", 300), view("a", 200)], SETTINGS)
+    assert state[("view", "a")] == ("c", [300, 200, 100])
+
+
+def test_the_window_slides_on_the_watermark_not_the_clock() -> None:
+    state: UserHistory = {}
+    add_events(state, [view("a", 100), view("a", 650), view("b", 10)], SETTINGS)
+    expire(state, watermark_s=700, settings=SETTINGS)
+    assert state == {("view", "a"): ("c", [650, 100])}
+    expire(state, watermark_s=701, settings=SETTINGS)
+    assert state == {("view", "a"): ("c", [650])}
+
+
+def test_each_kind_keeps_its_own_horizon() -> None:
+    state: UserHistory = {}
+    add_events(
+        state,
+        [view("a", 100), cart("a", 100), Event("purchase", 1, 100_000, 100_000, item="a")],
+        SETTINGS,
+    )
+    expire(state, watermark_s=1000, settings=SETTINGS)
+    assert set(state) == {("cart", "a"), ("purchase", "a")}  # the view is older than 600 s
+    expire(state, watermark_s=1101, settings=SETTINGS)
+    assert set(state) == {("purchase", "a")}
+    expire(state, watermark_s=5101, settings=SETTINGS)
+    assert state == {}
+
+
+def test_state_is_bounded_per_item_and_per_user() -> None:
+    state: UserHistory = {}
+    add_events(state, [view("a", t) for t in range(10)], SETTINGS)
+    assert state[("view", "a")][1] == [9, 8, 7, 6]
+    add_events(state, [view("b", 20), view("c", 30), cart("z", 1)], SETTINGS)
+    expire(state, watermark_s=30, settings=SETTINGS)
+    # the least recently viewed item went first; the cart has its own cap
+    assert set(state) == {("view", "b"), ("view", "c"), ("cart", "z")}
+
+
+def test_clicks_are_not_kept() -> None:
+    state: UserHistory = {}
+    add_events(state, [Event("click", 1, 1000, 1000, item="a")], SETTINGS)
+    assert state == {}
+
+
+def test_state_survives_serialisation_and_becomes_a_profile() -> None:
+    state: UserHistory = {}
+    add_events(state, [view("a", 5), view("b", 9, "shoes"), cart("a", 7)], SETTINGS)
+    restored = load_state(dump_state(state))
+    assert restored == state
+    profile = to_profile(42, restored, 123)
+    assert [(h.event, h.item) for h in profile.items] == [("view", "b"), ("cart", "a"), ("view", "a")]
+    assert profile.items[0].category == "shoes"
+
+
+def test_state_written_before_event_kinds_still_loads() -> None:
+    assert load_state(b'{"a": ["c", [5, 3]]}') == {("view", "a"): ("c", [5, 3])}
