@@ -189,8 +189,8 @@ class _Parser:
 
     def not_expr(self) -> Node:
         if self._at("keyword", "not"):
-            token = self._advance()
             self._deeper()
+            token = self._advance()
             node = Not(self.not_expr(), token.offset)
             self.depth -= 1
             return node
@@ -231,8 +231,8 @@ class _Parser:
         if self._at("op", "["):
             return self.list_literal()
         if self._at("op", "("):
-            self._advance()
             self._deeper()
+            self._advance()
             node = self.or_expr()
             self.depth -= 1
             self._expect("op", ")", "')'")
@@ -261,8 +261,8 @@ class _Parser:
         return ListOf(tuple(items), start.offset)
 
     def call(self, name: _Token) -> Call:
-        self._advance()  # (
         self._deeper()
+        self._advance()  # (
         args: list[Node] = []
         kwargs: list[tuple[str, Node]] = []
         while not self._at("op", ")"):

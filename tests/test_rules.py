@@ -1,0 +1,350 @@
+"""The rules language: parsing, validation with positions, compiled semantics, experiments,
+explanations; every example file lints clean and decides."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.profiles import ItemHistory, Profile
+from schemas.rules import RulesInvalid, load_rules_json, load_rules_text
+from schemas.rules.compiler import EmptyCatalog, Exposure, compile_rules
+from schemas.rules.expressions import ExpressionError, parse_expression, source_of
+from schemas.rules.features import Facts
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "rules" / "examples").glob("*.yaml"))
+NOW = 1_800_000_000
+
+
+class Catalog:
+    popular = ("p9", "p8", "p7", "p1")
+    popular_by_category = {"shoes": ("p1", "p3", "p4"), "hats": ("p2", "p5")}
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(RulesInvalid) as caught:
+        load_rules_text(text)
+    return [str(p) for p in caught.value.problems]
+
+
+def rules(body: str) -> Any:
+    return compile_rules(load_rules_text(body))
+
+
+def facts(*items: ItemHistory, context: Mapping[str, object] | None = None, key: int = 7) -> Facts:
+    profile = Profile(key, items) if items else None
+    return Facts(profile, context or {}, NOW, key)
+
+
+def views(item: str, *ages_s: int, category: str = "shoes") -> ItemHistory:
+    return ItemHistory(item, category, tuple(NOW - a for a in ages_s))
+
+
+# --- the examples ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_lints_clean_and_decides_every_slot(path: Path) -> None:
+    program = compile_rules(load_rules_text(path.read_text()))
+    decision = program.decide(facts(views("p1", 5, 50, 90)), Catalog, list(program.slots))
+    assert set(decision) == set(program.slots)
+    assert all("rule" in d for d in decision.values())
+
+
+def test_the_examples_exist() -> None:
+    assert len(EXAMPLES) >= 3
+
+
+def test_the_briefs_rule_reads_in_at_most_five_lines() -> None:
+    text = (EXAMPLES[0].parent / "demo_shop.yaml").read_text()
+    start = text.index("- name: viewed a product 3 times in 10 minutes")
+    rule = text[start:].split("\n      - ", 1)[0].strip().splitlines()
+    assert len(rule) <= 5, rule
+
+
+# --- the language ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "offset", "message"),
+    [
+        ("", 0, "empty condition"),
+        ("views(within=10m) >=", 20, "expected a value"),
+        ("country == 'DE' and", 19, "expected a value"),
+        ("a < b < c", 6, "chained comparisons"),
+        ("country == 'DE", 11, "unexpected character"),
+        ("f(a=1, a=2)", 7, "given twice"),
+        ("f(a=1, 2)", 7, "positional argument after a named one"),
+        ("[1, x]", 4, "lists hold numbers or strings"),
+        ("(" * 40 + "true" + ")" * 40, 32, "nested more than"),
+        ("device == 'mobile' )", 19, "unexpected ')'"),
+    ],
+)
+def test_syntax_errors_point_at_the_offending_column(text: str, offset: int, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression(text)
+    assert message in caught.value.message
+    assert caught.value.offset == offset
+
+
+def test_durations_are_seconds_and_print_back() -> None:
+    node = parse_expression("since_last(cart) >= 30m and views(within=1d) < 2")
+    assert source_of(node) == "since_last(cart) >= 30m and views(within=1d) < 2"
+
+
+def test_every_problem_is_reported_at_once_with_line_and_column() -> None:
+    found = problems_of(
+        "slots:\n"
+        "  hero:\n"
+        "    default: {fragment: missing}\n"
+        "    rules:\n"
+        "      - when: devise == 'mobile'\n"
+        "        fragment: missing_too\n"
+        "      - when: views(within=10) >= 3\n"
+        "        recommend: popular()\n"
+    )
+    assert found == [
+        "3:25: slots/hero/default/fragment: unknown fragment 'missing' (known: )",
+        "5:15: slots/hero/rules/0/when: unknown name 'devise'; did you mean 'device'?",
+        "6:19: slots/hero/rules/0/fragment: unknown fragment 'missing_too' (known: )",
+        "7:28: slots/hero/rules/1/when: views(within=…) needs a duration such as 90s, 10m, 2h or 1d",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rules_text", "expected"),
+    [
+        ("slots: {}", "no slots"),
+        ("slots: {hero: {}}\nslots: {recs: {}}", "'slots' is given twice"),
+        ("version: 1 2\nslots: {a: {}}", "version is 1 to 64"),
+        ("segments: {a: b, b: a}\nslots: {s: {}}", "in a circle: a → b → a"),
+        ("segments: {a: views(within=1m)}\nslots: {s: {}}", "must be true or false, this is a number"),
+        ("slots: {s: {rules: [{when: 'hour in segments', headers: {A: b}}]}}", "only a segment name"),
+        ("slots: {s: {rules: [{when: '\"vip\" in segments', headers: {A: b}}]}}", "unknown segment 'vip'"),
+        ("slots: {s: {rules: [{when: 'country > \"DE\"', headers: {A: b}}]}}", "compares numbers only"),
+        ("slots: {s: {rules: [{when: 'since_last(hat) > 1', headers: {A: b}}]}}", "is one of view, cart"),
+        ("slots: {s: {rules: [{when: 'view', headers: {A: b}}]}}", "names an event kind"),
+        ("slots: {s: {rules: [{experiment: nope, variants: {}}]}}", "unknown experiment 'nope'"),
+        (
+            "experiments: {e: {variants: {a: 1, b: 1}}}\n"
+            "slots: {s: {rules: [{experiment: e, variants: {a: {}}}]}}",
+            "variant 'b' of 'e' has no action here",
+        ),
+        (
+            "experiments: {e: {variants: {a: 1}, holdout: 100}}\nslots: {s: {}}",
+            "holdout is the percent",
+        ),
+        ("fragments: {f: 'a { b'}\nslots: {s: {}}", "a lone '{'"),
+        ("slots: {s: {rules: [{headers: {X-A: 'é'}}]}}", "printable ASCII"),
+        ("slots: [1, 2]", "slots must be a mapping"),
+        ("slots: {s: {rules: [{fragment: f, name: a}, {fragment: f, name: a}]}}", "is called 'a'"),
+        ("a: [", "not valid YAML"),
+    ],
+)
+def test_invalid_rules_are_refused_with_a_plain_reason(rules_text: str, expected: str) -> None:
+    assert any(expected in p for p in problems_of(rules_text)), problems_of(rules_text)
+
+
+# --- semantics ------------------------------------------------------------------------------
+
+BRIEF = """
+fragments:
+  hero_similar: '<p>More like <b>{item}</b> in {category}</p>'
+  hero_welcome: '<p>Welcome</p>'
+segments:
+  cart_abandoner: in_cart() > 0 and since_last(cart) >= 30m
+slots:
+  recs:
+    default: {recommend: popular(), limit: 3}
+    rules:
+      - when: item_views(within=10m) >= 3
+        recommend: similar_to_recent(event=view, within=10m, min_count=3)
+  hero:
+    default: {fragment: hero_welcome}
+    rules:
+      - when: item_views(within=10m) >= 3
+        fragment: hero_similar
+  banner:
+    rules:
+      - when: cart_abandoner and country in ["DE", "AT", "CH"]
+        headers: {X-Promo: dach}
+"""
+
+
+def test_three_views_in_ten_minutes_lead_with_similar_items() -> None:
+    program = rules(BRIEF)
+    two = program.decide(facts(views("p1", 5, 50)), Catalog, ["recs", "hero"])
+    assert two["recs"] == {"rule": "default", "items": [{"id": "p9"}, {"id": "p8"}, {"id": "p7"}]}
+    assert two["hero"]["html"] == "<p>Welcome</p>"
+    three = program.decide(facts(views("p1", 5, 50, 90)), Catalog, ["recs", "hero"])
+    assert three["recs"]["based_on"] == "p1"
+    assert [i["id"] for i in three["recs"]["items"]] == ["p3", "p4", "p9", "p8", "p7"][
+        : len(three["recs"]["items"])
+    ]
+    assert three["hero"]["html"] == "<p>More like <b>p1</b> in shoes</p>"
+    stale = program.decide(facts(views("p1", 5, 50, 601)), Catalog, ["recs"])  # one view left the window
+    assert stale["recs"]["rule"] == "default"
+
+
+def test_fragment_fields_are_escaped() -> None:
+    program = rules(BRIEF)
+    hostile = ItemHistory('<script>"x"</script>', "a&b", (NOW - 1, NOW - 2, NOW - 3))
+    html = program.decide(facts(hostile), Catalog, ["hero"])["hero"]["html"]
+    assert "<script>" not in html and "&lt;script&gt;" in html and "a&amp;b" in html
+
+
+def test_cart_abandoner_needs_the_time_to_pass_and_no_purchase_since() -> None:
+    program = rules(BRIEF)
+    de = {"country": "DE"}
+    cart = ItemHistory("p2", "hats", (NOW - 40 * 60,), "cart")
+    assert program.decide(facts(cart, context=de), Catalog, ["banner"])["banner"]["headers"] == {
+        "X-Promo": "dach"
+    }
+    fresh = ItemHistory("p2", "hats", (NOW - 10 * 60,), "cart")
+    assert program.decide(facts(fresh, context=de), Catalog, ["banner"])["banner"] == {"rule": "default"}
+    bought = ItemHistory("p2", "hats", (NOW - 20 * 60,), "purchase")
+    assert program.decide(facts(cart, bought, context=de), Catalog, ["banner"])["banner"] == {
+        "rule": "default"
+    }
+    us = {"country": "US"}
+    assert program.decide(facts(cart, context=us), Catalog, ["banner"])["banner"] == {"rule": "default"}
+
+
+def test_a_rule_that_raises_costs_its_slot_the_default_and_nothing_else() -> None:
+    errors: list[tuple[str, Exception]] = []
+    program = compile_rules(load_rules_text(BRIEF), lambda slot, rule, exc: errors.append((slot, exc)))
+    broken = Facts(Profile(1, (views("p1", 1, 2, 3),)), {}, "not a number", 1)  # type: ignore[arg-type]
+    decision = program.decide(broken, Catalog, ["recs", "banner"])
+    assert decision["recs"]["rule"] == "default" and decision["banner"] == {"rule": "default"}
+    assert [slot for slot, _ in errors] == ["recs"]
+
+
+EXPERIMENT = """
+fragments: {a: '<p>A</p>', b: '<p>B</p>', fallback: '<p>F</p>'}
+experiments:
+  hero_test: {variants: {control: 50, bold: 50}, holdout: 10, exposure_sample: 0.5}
+slots:
+  hero:
+    default: {fragment: fallback}
+    rules:
+      - experiment: hero_test
+        variants: {control: a, bold: b}
+"""
+
+
+def test_experiments_split_as_declared_stick_per_user_and_log_exposures() -> None:
+    program = rules(EXPERIMENT)
+    seen: collections.Counter[str] = collections.Counter()
+    for key in range(20_000):
+        exposures: list[Exposure] = []
+        chosen = program.decide(facts(key=key), EmptyCatalog(), ["hero"], exposures)["hero"]
+        again = program.decide(facts(key=key), EmptyCatalog(), ["hero"])["hero"]
+        assert chosen == again
+        seen[chosen.get("variant", "holdout")] += 1
+        if "variant" in chosen:
+            assert exposures == [Exposure("hero_test", chosen["variant"], "hero", "hero#1", 0.5)]
+        else:
+            assert chosen["html"] == "<p>F</p>" and exposures == []
+    assert abs(seen["holdout"] / 20_000 - 0.10) < 0.01
+    assert abs(seen["control"] / 20_000 - 0.45) < 0.015
+    assert abs(seen["bold"] / 20_000 - 0.45) < 0.015
+
+
+def test_explanations_say_which_rules_were_tried_and_why() -> None:
+    program = rules(BRIEF)
+    report = program.explain(
+        facts(views("p1", 5, 50), context={"country": "DE"}), Catalog, ["recs", "banner"]
+    )
+    recs = report["slots"]["recs"]
+    assert recs["chosen"] == "default"
+    assert recs["tried"][0]["matched"] is False
+    assert recs["tried"][0]["because"] == [
+        "item_views(within=10m) is 2: item_views(within=10m) >= 3 does not hold"
+    ]
+    assert report["slots"]["banner"]["tried"][0]["because"] == ["cart_abandoner is false"]
+    assert report["rules_version"].startswith("sha-")
+
+
+def test_rules_survive_the_trip_through_a_snapshot_as_json() -> None:
+    original = load_rules_text(BRIEF)
+    again = load_rules_json(original.to_json())
+    assert again.version == original.version
+    assert again.to_json() == original.to_json()
+
+
+def test_the_version_is_the_declared_one_or_a_content_hash() -> None:
+    assert load_rules_text("version: r7\nslots: {s: {}}").version == "r7"
+    one, two = load_rules_text("slots: {s: {}}"), load_rules_text("slots: {t: {}}")
+    assert one.version != two.version and one.version.startswith("sha-")
+
+
+def test_only_the_context_the_rules_use_is_asked_for() -> None:
+    assert rules(BRIEF).context_names == {"country"}
+
+
+# --- fuzzing --------------------------------------------------------------------------------
+
+TOKENS = st.sampled_from(
+    [
+        "views(within=10m)",
+        "item_views(",
+        "since_last(cart)",
+        "in_cart()",
+        "country",
+        "device",
+        "and",
+        "or",
+        "not",
+        "in",
+        "==",
+        ">=",
+        "<",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        '"DE"',
+        "'x'",
+        "3",
+        "10m",
+        "true",
+        "segments",
+        "cart_abandoner",
+        "=",
+        "within",
+        "@",
+        "\\",
+        '"',
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(TOKENS, max_size=14).map(" ".join))
+def test_conditions_never_crash_the_parser_or_checker(text: str) -> None:
+    document = (
+        "segments: {cart_abandoner: 'true'}\nslots:\n  s:\n    rules:\n"
+        f"      - when: {text!r}\n        headers: {{A: b}}"
+    )
+    try:
+        program = rules(document)
+    except RulesInvalid as exc:
+        assert all(p.line > 0 for p in exc.problems)
+        return
+    program.decide(facts(views("p1", 1)), Catalog, ["s"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_as_a_rules_file_is_refused_or_accepted_never_a_crash(text: str) -> None:
+    try:
+        load_rules_text(text)
+    except RulesInvalid as exc:
+        assert exc.problems
