@@ -145,6 +145,8 @@ def test_every_problem_is_reported_at_once_with_line_and_column() -> None:
         ("slots: [1, 2]", "slots must be a mapping"),
         ("slots: {s: {rules: [{fragment: f, name: a}, {fragment: f, name: a}]}}", "is called 'a'"),
         ("a: [", "not valid YAML"),
+        ("slots: &s {s: {rules: [*s]}}", "anchors and aliases are not allowed"),
+        ("slots: !!python/object:os.system {}", "not a plain value"),
     ],
 )
 def test_invalid_rules_are_refused_with_a_plain_reason(rules_text: str, expected: str) -> None:
@@ -348,3 +350,33 @@ def test_any_text_as_a_rules_file_is_refused_or_accepted_never_a_crash(text: str
         load_rules_text(text)
     except RulesInvalid as exc:
         assert exc.problems
+
+
+# --- the published JSON Schema ----------------------------------------------------------------
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "rules" / "rules.schema.json"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_the_json_schema_accepts_every_example(path: Path) -> None:
+    import jsonschema
+    import orjson
+    import yaml
+
+    jsonschema.validate(yaml.safe_load(path.read_text()), orjson.loads(SCHEMA.read_bytes()))
+
+
+def test_the_json_schema_knows_exactly_the_keys_the_model_knows() -> None:
+    import orjson
+
+    from schemas.rules.model import ACTION_KEYS, EXPERIMENT_KEYS, RULE_KEYS, SLOT_KEYS, TOP_KEYS
+
+    schema = orjson.loads(SCHEMA.read_bytes())
+    defs = schema["$defs"]
+    assert set(schema["properties"]) == set(TOP_KEYS)
+    assert set(defs["rule"]["properties"]) == set(RULE_KEYS)
+    assert set(defs["action"]["oneOf"][1]["properties"]) == set(ACTION_KEYS)
+    slot = schema["properties"]["slots"]["additionalProperties"]
+    assert set(slot["properties"]) == set(SLOT_KEYS)
+    experiment = schema["properties"]["experiments"]["additionalProperties"]
+    assert set(experiment["properties"]) == set(EXPERIMENT_KEYS)

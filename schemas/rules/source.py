@@ -43,16 +43,38 @@ class RulesSyntaxError(ValueError):
 
 
 _SCALAR_LOADER = yaml.SafeLoader("")
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
-def _value(node: yaml.Node, path: Path, positions: dict[Path, Position], problems: list[Problem]) -> Any:
+class _Walk:
+    """Every node is visited once: a node met twice is an alias, refused (no alias bombs, no cycles)."""
+
+    def __init__(self) -> None:
+        self.positions: dict[Path, Position] = {}
+        self.problems: list[Problem] = []
+        self.seen: set[int] = set()
+
+
+def _value(node: yaml.Node, path: Path, walk: _Walk) -> Any:
+    positions, problems = walk.positions, walk.problems
     mark = node.start_mark
+    if id(node) in walk.seen:
+        problems.append(
+            Problem(
+                path, "anchors and aliases are not allowed in rules files", mark.line + 1, mark.column + 1
+            )
+        )
+        return None
+    walk.seen.add(id(node))
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        problems.append(Problem(path, f"not a plain value: tag {node.tag!r}", mark.line + 1, mark.column + 1))
+        return None
     style = getattr(node, "style", None)
     positions[path] = Position(mark.line + 1, mark.column + 1, style in ("'", '"'), style in ("|", ">"))
     if isinstance(node, yaml.MappingNode):
         mapping: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _SCALAR_LOADER.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = _scalar(key_node, path, problems) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 problems.append(
                     Problem(
@@ -73,11 +95,24 @@ def _value(node: yaml.Node, path: Path, positions: dict[Path, Position], problem
                     )
                 )
                 continue
-            mapping[key] = _value(value_node, (*path, key), positions, problems)
+            mapping[key] = _value(value_node, (*path, key), walk)
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [_value(item, (*path, i), positions, problems) for i, item in enumerate(node.value)]
-    return _SCALAR_LOADER.construct_object(node)
+        return [_value(item, (*path, i), walk) for i, item in enumerate(node.value)]
+    return _scalar(node, path, problems)
+
+
+def _scalar(node: yaml.Node, path: Path, problems: list[Problem]) -> Any:
+    try:
+        return _SCALAR_LOADER.construct_object(node)
+    except yaml.YAMLError as exc:  # e.g. a tag of its own: `!python/object`
+        mark = node.start_mark
+        problems.append(
+            Problem(
+                path, f"not a plain value: {getattr(exc, 'problem', exc)}", mark.line + 1, mark.column + 1
+            )
+        )
+        return None
 
 
 def load_yaml(text: str) -> tuple[Any, dict[Path, Position], list[Problem]]:
@@ -91,7 +126,6 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, Position], list[Problem]]:
         raise RulesSyntaxError(Problem((), f"not valid YAML: {exc.problem}", line, column)) from None
     except yaml.YAMLError as exc:
         raise RulesSyntaxError(Problem((), f"not valid YAML: {exc}")) from None
-    positions: dict[Path, Position] = {}
-    problems: list[Problem] = []
-    data = {} if node is None else _value(node, (), positions, problems)
-    return data, positions, problems
+    walk = _Walk()
+    data = {} if node is None else _value(node, (), walk)
+    return data, walk.positions, walk.problems
