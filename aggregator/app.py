@@ -18,9 +18,12 @@ from starlette.routing import Route
 from aggregator.config import AggregatorConfig
 from aggregator.delta_relay import DeltaRelay
 from aggregator.pipeline import Pipeline
+from aggregator.rules_source import RulesSource
 from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import StateStore
+from schemas.bounded_body import read_bounded
 from schemas.delta_codec import frame_batches
+from schemas.rules import MAX_RULES_BYTES, RulesInvalid
 from schemas.settings import is_dev_key
 from schemas.signing import verifier_for
 from schemas.topics import EVENT_TOPICS
@@ -52,6 +55,11 @@ async def _partition_count(bootstrap: str) -> int:
 
 def create_app(config: AggregatorConfig | None = None) -> Starlette:
     cfg = config or AggregatorConfig.from_env()
+    # A new rule set goes out at once in a fresh snapshot, not at the next scheduled one.
+    rules = RulesSource(
+        cfg.rules_file, cfg.snapshot_dir, cfg.rules_poll_s, lambda _: app.state.snapshots.build()
+    )
+    rules.load_initial()  # invalid rules and nothing to fall back on: refuse to start, with the problems
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -60,7 +68,9 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         client = redis.Redis.from_url(cfg.redis_url)
         store = StateStore(client, cfg.user_ttl_s)
         pipeline = Pipeline(cfg, store)
-        builder = SnapshotBuilder(cfg, store, await _partition_count(cfg.kafka_bootstrap))
+        builder = SnapshotBuilder(
+            cfg, store, await _partition_count(cfg.kafka_bootstrap), lambda: rules.current
+        )
         app.state.redis, app.state.pipeline, app.state.snapshots = client, pipeline, builder
         relay = DeltaRelay(
             cfg.kafka_bootstrap, verifier_for(cfg.signing_key), cfg.relay_batches, cfg.fetch_max_wait_ms
@@ -68,12 +78,14 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         app.state.relay = relay
         await pipeline.start()
         await builder.start()
+        await rules.start()
         await relay.start()
         log.info("aggregator started", extra={"port": cfg.http_port})
         try:
             yield
         finally:
             await relay.stop()
+            await rules.stop()
             await builder.stop()
             await pipeline.stop()
             await client.aclose()
@@ -97,7 +109,8 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
                 "ready": all(checks.values()),
                 "checks": checks,
                 "snapshot_id": latest.snapshot_id if latest is not None else None,
-                "rules_version": cfg.rules_version,
+                "rules_version": rules.current.version,
+                "rules_origin": rules.origin,
             },
             status_code=200 if all(checks.values()) else 503,
         )
@@ -141,17 +154,66 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def build_snapshot(request: Request) -> Response:
+    def unauthorized(request: Request) -> Response | None:
         supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not cfg.admin_token or not hmac.compare_digest(supplied, cfg.admin_token):
+        if not cfg.admin_token:
+            reason = "admin endpoints are off: set PZ_ADMIN_TOKEN to use them"
+            return JSONResponse(
+                {"error": "forbidden", "field": "Authorization", "reason": reason}, status_code=403
+            )
+        if not hmac.compare_digest(supplied.encode(), cfg.admin_token.encode()):
             return JSONResponse(
                 {"error": "unauthorized", "field": "Authorization", "reason": "admin token required"},
                 status_code=401,
             )
+        return None
+
+    async def put_rules(request: Request) -> Response:
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
+        body = await read_bounded(request, MAX_RULES_BYTES)
+        if body is None:
+            reason = f"larger than {MAX_RULES_BYTES // 1024} KiB"
+            return JSONResponse(
+                {"error": "invalid_rules", "field": "body", "reason": reason}, status_code=413
+            )
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            return JSONResponse(
+                {"error": "invalid_rules", "field": "body", "reason": "not UTF-8"}, status_code=400
+            )
+        try:
+            accepted = await rules.put(text)
+        except RulesInvalid as exc:
+            problems = [
+                {"line": p.line, "column": p.column, "path": "/".join(map(str, p.path)), "message": p.message}
+                for p in exc.problems
+            ]
+            return JSONResponse(
+                {"error": "invalid_rules", "reason": "the rules in force keep serving", "problems": problems},
+                status_code=422,
+            )
+        latest = request.app.state.snapshots.latest
+        return JSONResponse(
+            {"version": accepted.version, "snapshot_id": latest.snapshot_id if latest else None}
+        )
+
+    async def get_rules(request: Request) -> Response:
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
+        return Response(rules.current.to_json(), media_type="application/json")
+
+    async def build_snapshot(request: Request) -> Response:
+        refused = unauthorized(request)
+        if refused is not None:
+            return refused
         built = await request.app.state.snapshots.build()
         return JSONResponse({"snapshot_id": built.snapshot_id, "users": built.users, "etag": built.etag})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -159,6 +221,9 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             Route("/sync/snapshot", snapshot),
             Route("/sync/deltas", deltas),
             Route("/admin/snapshot", build_snapshot, methods=["POST"]),
+            Route("/admin/rules", put_rules, methods=["PUT"]),
+            Route("/admin/rules", get_rules, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    return app

@@ -39,7 +39,8 @@ class AggregatorConfig:
     signing_key: Signer = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     admin_token: str = ""
     relay_batches: int = 10_000  # recent delta batches held per partition for HTTP sync
-    rules_version: str = "builtin-1"  # stamped on every snapshot; edges report it
+    rules_file: Path | None = None  # YAML (schemas/rules); None: the built-in default rules
+    rules_poll_s: float = 1.0  # how often the rules file is checked for changes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -71,5 +72,6 @@ class AggregatorConfig:
             signing_key=signer_from_env(e),
             admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
             relay_batches=env_int(e, "PZ_RELAY_BATCHES", d.relay_batches, minimum=1, maximum=10_000_000),
-            rules_version=env_str(e, "PZ_RULES_VERSION", d.rules_version),
+            rules_file=Path(env_str(e, "PZ_RULES_FILE", "")) if env_str(e, "PZ_RULES_FILE", "") else None,
+            rules_poll_s=env_float(e, "PZ_RULES_POLL_S", d.rules_poll_s, minimum=0.05),
         )

@@ -16,3 +16,5 @@ BATCH_SECONDS = Histogram(
 SNAPSHOT_SECONDS = Histogram("pz_aggregator_snapshot_build_seconds", "Time to build and sign a snapshot")
 SNAPSHOT_USERS = Gauge("pz_aggregator_snapshot_users", "Users in the latest snapshot")
 ASSIGNED_PARTITIONS = Gauge("pz_aggregator_assigned_partitions", "Partitions this member owns")
+RULES_INFO = Gauge("pz_aggregator_rules_info", "The rules in force (value 1)", ["version", "origin"])
+RULES_REJECTED = Counter("pz_aggregator_rules_rejected_total", "Rules refused as invalid", ["source"])

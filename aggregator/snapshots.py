@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from aggregator.item_history import to_profile
 from aggregator.state_store import StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.profiles import Profile
+from schemas.rules import RuleSet
 from schemas.signing import seal
 from schemas.snapshot_codec import PartitionPosition, SnapshotContent, encode_snapshot
 
@@ -35,8 +37,11 @@ class BuiltSnapshot:
 
 
 class SnapshotBuilder:
-    def __init__(self, config: AggregatorConfig, store: StateStore, partitions: int) -> None:
+    def __init__(
+        self, config: AggregatorConfig, store: StateStore, partitions: int, rules: Callable[[], RuleSet]
+    ) -> None:
         self._config = config
+        self._rules = rules
         self._store = store
         self._partitions = partitions
         self._lock = asyncio.Lock()
@@ -66,6 +71,7 @@ class SnapshotBuilder:
             views: dict[str, float] = defaultdict(float)
             categories: dict[str, str] = {}
             created_ms = int(time.time() * 1000)
+            rules = self._rules()
             for partition in range(self._partitions):
                 # Position first, then users: the users may be newer than the position, and an
                 # edge replaying deltas after it ends at the same state either way.
@@ -85,7 +91,8 @@ class SnapshotBuilder:
                 popular=_ranked(views)[: self._config.popular_limit],
                 popular_by_category=_by_category(views, categories),
                 users=users,
-                rules_version=self._config.rules_version,
+                rules_version=rules.version,
+                rules_json=rules.to_json(),
             )
             # Encoding is CPU work: off the event loop so consuming goes on meanwhile.
             sealed = await asyncio.to_thread(lambda: seal(encode_snapshot(content), self._config.signing_key))

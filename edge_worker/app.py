@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
+import random
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,24 +26,31 @@ from edge_worker.attribution import AttributionSigner, add_tokens
 from edge_worker.circuit_breaker import CircuitBreaker
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
-from edge_worker.decide import SLOTS, DecisionSettings, decide
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
-from edge_worker.event_sink import EventSink
+from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookieSigner, Identity
 from edge_worker.origin_headers import origin_headers, variant_of
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
+from edge_worker.request_context import ContextReader, ContextSettings
 from edge_worker.request_metrics import RequestMetrics
+from edge_worker.rules_state import RulesState
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
+from schemas.event_codec import encode_event
+from schemas.events import Attribution, Event
+from schemas.rules.compiler import EmptyCatalog, Exposure, Program
+from schemas.rules.features import Facts
 from schemas.settings import ConfigError, is_dev_key
+from schemas.topics import EXPOSURE_TOPIC, partition_for_key
 
 log = logging.getLogger("pz.edge")
 MAX_SLOTS = 10
+_SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def set_identity_cookie(
@@ -65,7 +76,8 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     cfg = config or EdgeConfig.from_env()
     signer = CookieSigner(cfg.cookie_secret)
     attribution = AttributionSigner(cfg.cookie_secret)
-    settings = DecisionSettings(cfg.view_window_s, cfg.similar_min_views, cfg.recs_limit)
+    rules = RulesState()
+    contexts = ContextReader(ContextSettings(cfg.country_header, cfg.default_country, cfg.site_timezone))
     pz_js = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
     pz_js_hash = hashlib.sha256(pz_js).hexdigest()[:16]
     pz_js_etag = f'"{pz_js_hash}"'
@@ -74,7 +86,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
     health = SyncHealth(cfg.stale_after_s)
     snapshots = SnapshotSync(
-        store, cfg.aggregator_url, cfg.state_dir, cfg.signing_key, cfg.snapshot_poll_s, health
+        store,
+        cfg.aggregator_url,
+        cfg.state_dir,
+        cfg.signing_key,
+        cfg.snapshot_poll_s,
+        health,
+        on_install=rules.install,
     )
     applier = DeltaApplier(store, cfg.signing_key, snapshots.request_refresh, health)
     deltas: DeltaSync | HttpDeltaSync
@@ -118,28 +136,78 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             if proxy is not None:
                 await proxy.aclose()
 
+    def page_decision(
+        identity: Identity, headers: Mapping[str, str], page: str, referrer: str, slots: Sequence[str]
+    ) -> tuple[Program, Facts, Any, dict[str, Any]]:
+        """One page's decision from memory: the profile is read once for every slot."""
+        program = rules.program
+        now_s = time.time()
+        snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
+        context = contexts.read(program.context_names, headers, page, referrer, now_s)
+        facts = Facts(store.get(identity.key), context, int(now_s), identity.key)
+        catalog = snapshot if snapshot is not None else EmptyCatalog()
+        exposures: list[Exposure] = []
+        decision = program.decide(facts, catalog, slots, exposures)
+        if exposures:
+            log_exposures(exposures, identity.key, page, int(now_s * 1000))
+        return program, facts, catalog, decision
+
+    def log_exposures(exposures: list[Exposure], user_key: int, page: str, now_ms: int) -> None:
+        for exposure in exposures:
+            if exposure.sample < 1.0 and random.random() >= exposure.sample:  # noqa: S311 - sampling
+                continue
+            attribution = Attribution(exposure.slot, exposure.variant, exposure.experiment, exposure.rule)
+            event = Event("exposure", user_key, now_ms, now_ms, path=page[:512], attribution=attribution)
+            record = OutboundRecord(
+                EXPOSURE_TOPIC,
+                partition_for_key(user_key, cfg.partitions),
+                user_key.to_bytes(8, "big"),
+                encode_event(event),
+            )
+            if sink.offer(record):  # a full buffer drops exposures before it drops a page
+                metrics.EXPOSURES.labels(exposure.experiment).inc()
+
+    def may_explain(request: Request) -> bool:
+        if cfg.debug:
+            return True
+        supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return bool(cfg.admin_token) and hmac.compare_digest(supplied.encode(), cfg.admin_token.encode())
+
     async def decide_endpoint(request: Request) -> Response:
-        requested = request.query_params.get("slots", "hero,recs")
+        params = request.query_params
+        requested = params.get("slots", "hero,recs")
         slots = [s for s in requested.split(",") if s]
-        unknown = [s for s in slots if s not in SLOTS]
-        if not slots or unknown or len(slots) > MAX_SLOTS:
+        malformed = [s for s in slots if not _SLOT_NAME.match(s)]
+        if not slots or malformed or len(slots) > MAX_SLOTS:
             reason = (
-                f"unknown slot {unknown[0]!r}" if unknown else f"give 1 to {MAX_SLOTS} of {', '.join(SLOTS)}"
+                f"slot name {malformed[0][:40]!r} is not lowercase letters, digits and _"
+                if malformed
+                else f"give 1 to {MAX_SLOTS} slot names, comma-separated"
             )
             return JSONResponse(
                 {"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400
             )
+        explain = params.get("explain") == "1"
+        if explain and not may_explain(request):
+            reason = "explanations need Authorization: Bearer PZ_ADMIN_TOKEN (or PZ_DEBUG=true)"
+            return JSONResponse({"error": "forbidden", "field": "explain", "reason": reason}, status_code=403)
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         started = time.perf_counter()
-        now_s = time.time()
-        snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
-        profile = store.get(identity.key)
-        decision = decide(profile, snapshot, slots, int(now_s), settings)
+        page, referrer = params.get("path", "/"), params.get("ref", "")
+        program, facts, catalog, decision = page_decision(identity, request.headers, page, referrer, slots)
         add_tokens(decision, attribution, variant_of(decision))
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-        body = orjson.dumps({"slots": decision, "sync": health.stamp(snapshot, now_s)})
+        body: dict[str, Any] = {
+            "slots": decision,
+            "sync": health.stamp(store.snapshot, time.time(), program.version),
+        }
+        unknown = [s for s in slots if s not in program.slots]
+        if unknown:
+            body["skipped"] = {s: f"no such slot in rules {program.version}" for s in unknown}
+        if explain:
+            body["explain"] = program.explain(facts, catalog, [s for s in slots if s in program.slots])
         response = Response(
-            body, media_type="application/json", headers={"Cache-Control": "private, no-store"}
+            orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "private, no-store"}
         )
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
@@ -189,7 +257,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             "release": cfg.release,
             "checks": checks,
             "snapshot_source": health.snapshot_source,
-            "sync": health.stamp(snapshot, time.time()),
+            "sync": health.stamp(snapshot, time.time(), rules.program.version),
             "pending_events": sink.pending,
         }
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -205,20 +273,25 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         # Decided once per request, from memory: the same decision fills the page and the headers.
         started = time.perf_counter()
-        profile = store.get(identity.key)
-        decision = decide(profile, store.snapshot, SLOTS, int(time.time()), settings)
+        page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        referrer = request.headers.get("referer", "")
+        program, facts, _, decision = page_decision(
+            identity, request.headers, page, referrer, list(rules.program.slots)
+        )
         if time.perf_counter() - started > cfg.decision_budget_s:
             # Too late to be worth the wait it caused: the page keeps the origin's own content.
             metrics.DECISIONS_OVER_BUDGET.inc()
             decision = {}
-        headers = origin_headers(cfg.header_names, profile, decision, cfg.buckets)
+        segments = program.segments_of(facts) if cfg.header_names.segments else []
+        headers = origin_headers(cfg.header_names, segments, decision, cfg.buckets)
 
         def resolver() -> Resolver:
             # Only for a page that will be filled: images and scripts need no attribution tokens.
             add_tokens(decision, attribution, variant_of(decision))
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
-        response = await proxy.forward(request, headers, inject=resolver, strip=cfg.header_names.all())
+        strip = (*cfg.header_names.all(), *rules.program.header_names)  # clients cannot pose as the edge
+        response = await proxy.forward(request, headers, inject=resolver, strip=strip)
         set_identity_cookie(response, request, identity, cfg, signer)
         return response
 

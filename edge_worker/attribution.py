@@ -64,4 +64,6 @@ def add_tokens(decision: dict[str, Any], signer: AttributionSigner, variant: str
     """Give every recommended item in a decision its attribution token (in place)."""
     for slot, chosen in decision.items():
         for item in chosen.get("items", ()):
-            item["token"] = signer.token(slot, chosen.get("rule", ""), variant, item["id"])
+            # The slot's own experiment variant when it has one, else the page's rules.
+            slot_variant = chosen.get("variant") or variant
+            item["token"] = signer.token(slot, chosen.get("rule", ""), slot_variant, item["id"])

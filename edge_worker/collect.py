@@ -10,9 +10,9 @@ from starlette.responses import JSONResponse, Response
 
 from edge_worker import metrics
 from edge_worker.attribution import AttributionSigner
-from edge_worker.bounded_body import read_bounded
 from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.identity import Identity
+from schemas.bounded_body import read_bounded
 from schemas.errors import ValidationError
 from schemas.event_codec import encode_event
 from schemas.events import MAX_BODY_BYTES, Attribution, Event, parse_browser_event

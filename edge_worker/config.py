@@ -6,11 +6,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from edge_worker.origin_headers import MAX_BUCKETS, HeaderNames
 from schemas.settings import (
     DEV_SIGNING_KEY_ID,
     DEV_SIGNING_SECRET,
+    ConfigError,
     env_choice,
     env_float,
     env_int,
@@ -20,6 +22,20 @@ from schemas.settings import (
 from schemas.signing import SigningKey, Verifier
 
 DEV_COOKIE_SECRET = "pz-dev-cookie-secret"  # noqa: S105 - documented development default
+
+
+def _country(text: str) -> str:
+    if text and not (len(text) == 2 and text.isascii() and text.isalpha()):
+        raise ConfigError(f"PZ_DEFAULT_COUNTRY={text!r}: expected a two-letter country code such as DE")
+    return text.upper()
+
+
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"PZ_SITE_TIMEZONE={name!r}: not a time zone name such as Europe/Berlin") from None
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +57,11 @@ class EdgeConfig:
     snapshot_poll_s: float = 5.0
     stale_after_s: float = 60.0  # decisions are marked stale after this long without news from sync
     profile_cache_size: int = 100_000
-    view_window_s: int = 600
-    similar_min_views: int = 3
-    recs_limit: int = 8
+    country_header: str = "cf-ipcountry"  # set by the CDN in front (Fastly, Akamai: a header you choose)
+    default_country: str = ""  # when that header is missing
+    site_timezone: str = "UTC"  # the clock of `hour` and `weekday` in rules
+    admin_token: str = ""  # lets /pz/decide?explain=1 answer (with Authorization: Bearer TOKEN)
+    debug: bool = False  # explanations for anyone: development only
     signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
     decision_budget_s: float = (
@@ -78,9 +96,11 @@ class EdgeConfig:
             snapshot_poll_s=env_float(e, "PZ_SNAPSHOT_POLL_S", d.snapshot_poll_s, minimum=0.05),
             stale_after_s=env_float(e, "PZ_STALE_AFTER_S", d.stale_after_s, minimum=1.0),
             profile_cache_size=env_int(e, "PZ_PROFILE_CACHE_SIZE", d.profile_cache_size, minimum=1),
-            view_window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.view_window_s, minimum=1),
-            similar_min_views=env_int(e, "PZ_SIMILAR_MIN_VIEWS", d.similar_min_views, minimum=1),
-            recs_limit=env_int(e, "PZ_RECS_LIMIT", d.recs_limit, minimum=1, maximum=100),
+            country_header=env_str(e, "PZ_COUNTRY_HEADER", d.country_header).lower(),
+            default_country=_country(env_str(e, "PZ_DEFAULT_COUNTRY", d.default_country)),
+            site_timezone=_timezone(env_str(e, "PZ_SITE_TIMEZONE", d.site_timezone)),
+            admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
+            debug=env_choice(e, "PZ_DEBUG", "false", ("true", "false")) == "true",
             signing_key=verifier_from_env(e),
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000

@@ -45,3 +45,9 @@ ORIGIN_BREAKER_OPEN = Gauge(
 DECISIONS_OVER_BUDGET = Counter(
     "pz_edge_decisions_over_budget_total", "Page decisions dropped for taking too long"
 )
+RULES_INFO = Gauge("pz_edge_rules_info", "The rules version deciding (value 1)", ["version"])
+RULES_REJECTED = Counter("pz_edge_rules_rejected_total", "Rule sets from snapshots refused as invalid")
+RULE_ERRORS = Counter(
+    "pz_edge_rule_errors_total", "Slots decided by their default after a rule raised", ["slot"]
+)
+EXPOSURES = Counter("pz_edge_exposures_total", "Experiment exposures logged", ["experiment"])

@@ -8,11 +8,9 @@ a CDN can put it in its cache key and `Vary` on it without one cache entry per u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from schemas.profiles import Profile
 
 MAX_BUCKETS = 16
 
@@ -28,14 +26,27 @@ class HeaderNames:
 
 
 def variant_of(decision: Mapping[str, Mapping[str, Any]]) -> str:
-    """`hero=default;recs=popular`: the rule that chose each slot, in a stable order."""
-    return ";".join(f"{slot}={decision[slot].get('rule', '')}" for slot in sorted(decision))
+    """`hero=hero test/bold;recs=popular`: per slot, in a stable order, the rule that chose it and,
+    in an experiment, the variant."""
+    parts = []
+    for slot in sorted(decision):
+        chosen = decision[slot]
+        variant = chosen.get("variant")
+        parts.append(f"{slot}={chosen.get('rule', '')}" + (f"/{variant}" if variant else ""))
+    return ";".join(parts)
 
 
 def origin_headers(
-    names: HeaderNames, profile: Profile | None, decision: Mapping[str, Mapping[str, Any]], buckets: int
+    names: HeaderNames, segments: Sequence[str], decision: Mapping[str, Mapping[str, Any]], buckets: int
 ) -> list[tuple[str, str]]:
+    """The three pz headers, then those the chosen rules set (the first slot to set one wins)."""
     variant = variant_of(decision)
     bucket = int.from_bytes(hashlib.blake2b(variant.encode(), digest_size=4).digest(), "big") % buckets
-    segments = ",".join(profile.segments) if profile is not None else ""
-    return [(names.segments, segments), (names.variant, variant), (names.bucket, str(bucket))]
+    headers = [(names.segments, ",".join(segments)), (names.variant, variant), (names.bucket, str(bucket))]
+    taken = {name for name, _ in headers}
+    for slot in sorted(decision):
+        for name, value in (decision[slot].get("headers") or {}).items():
+            if name.lower() not in taken:
+                taken.add(name.lower())
+                headers.append((name.lower(), value))
+    return headers

@@ -24,6 +24,11 @@ class DeltaOutcome(Enum):
     GAP = "gap"  # applied (upserts are whole profiles) but batches were missed: resync needed
 
 
+_MISSING = object()
+_CACHE_HIT = metrics.PROFILE_CACHE.labels("hit")  # bound once: labels() costs a lookup per call
+_CACHE_MISS = metrics.PROFILE_CACHE.labels("miss")
+
+
 @dataclass(frozen=True, slots=True)
 class _OverlayEntry:
     partition: int
@@ -84,10 +89,11 @@ class ProfileStore:
         entry = self._overlay.get(key)
         if entry is not None:
             return entry.profile
-        if key in self._cache:
-            metrics.PROFILE_CACHE.labels("hit").inc()
-            return self._cache[key]
-        metrics.PROFILE_CACHE.labels("miss").inc()
+        cached = self._cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            _CACHE_HIT.inc()
+            return cached  # type: ignore[return-value]
+        _CACHE_MISS.inc()
         try:
             profile = self._snapshot.find_user(key) if self._snapshot is not None else None
         except DecodeError:

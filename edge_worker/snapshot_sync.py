@@ -10,6 +10,7 @@ import asyncio
 import logging
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,8 +36,10 @@ class SnapshotSync:
         poll_s: float,
         health: SyncHealth,
         transport: httpx.AsyncBaseTransport | None = None,  # a seam for tests
+        on_install: Callable[[SnapshotReader], None] | None = None,
     ) -> None:
         self._health = health
+        self._on_install = on_install
         self._store = store
         self._url = f"{aggregator_url}/sync/snapshot"
         self._path = state_dir / "snapshot.bin"
@@ -120,6 +123,8 @@ class SnapshotSync:
         # The previous mapping stays open: requests in flight may still read from it. Its pages go
         # back to the OS when the last reference is dropped.
         self._mapped = mapped
+        if self._on_install is not None:
+            self._on_install(reader)  # its rules are compiled before its first request
         self._store.install_snapshot(reader)
         metrics.SNAPSHOT_LOADS.labels(source).inc()
         log.info(

@@ -33,11 +33,11 @@ class SyncHealth:
         self.last_heard_s = now
         self.delta_lag_s = max(0.0, now - created_ms / 1000)
 
-    def stamp(self, snapshot: SnapshotReader | None, now_s: float) -> dict[str, Any]:
+    def stamp(self, snapshot: SnapshotReader | None, now_s: float, rules_version: str) -> dict[str, Any]:
         sync_age_s = now_s - self.last_heard_s if self.last_heard_s else None
         return {
             "snapshot_id": snapshot.snapshot_id if snapshot is not None else None,
-            "rules_version": snapshot.rules_version if snapshot is not None else None,
+            "rules_version": rules_version,
             "snapshot_age_s": round(now_s - snapshot.created_ms / 1000, 3) if snapshot is not None else None,
             "sync_age_s": round(sync_age_s, 3) if sync_age_s is not None else None,
             "delta_lag_s": round(self.delta_lag_s, 3) if self.delta_lag_s is not None else None,

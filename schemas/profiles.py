@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import flatbuffers
@@ -36,6 +36,8 @@ class Profile:
     items: tuple[ItemHistory, ...] = ()
     segments: tuple[str, ...] = ()
     updated_ms: int = 0
+    # Derived once by the rules (schemas/rules/features.py) and kept with a cached profile.
+    index: object = field(default=None, compare=False, repr=False)
 
 
 def write_profile(builder: flatbuffers.Builder, profile: Profile) -> int:

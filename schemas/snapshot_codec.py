@@ -37,6 +37,7 @@ class SnapshotContent:
     popular_by_category: Mapping[str, Sequence[str]]
     users: Sequence[Profile]
     rules_version: str = ""
+    rules_json: bytes = b""
 
 
 def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
@@ -117,11 +118,13 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
 
     snapshot_id = builder.CreateString(content.snapshot_id)
     rules_version = builder.CreateString(content.rules_version)
+    rules_json = builder.CreateByteVector(content.rules_json)
     fb.SnapshotStart(builder)
     fb.SnapshotAddFormatVersion(builder, SNAPSHOT_FORMAT_VERSION)
     fb.SnapshotAddId(builder, snapshot_id)
     fb.SnapshotAddCreatedMs(builder, content.created_ms)
     fb.SnapshotAddRulesVersion(builder, rules_version)
+    fb.SnapshotAddRules(builder, rules_json)
     fb.SnapshotAddPositions(builder, positions_vec)
     fb.SnapshotAddPopular(builder, popular_vec)
     fb.SnapshotAddCategories(builder, categories_vec)
@@ -173,6 +176,7 @@ class SnapshotReader:
         "snapshot_id",
         "created_ms",
         "rules_version",
+        "rules_json",
         "positions",
         "popular",
         "popular_by_category",
@@ -197,6 +201,7 @@ class SnapshotReader:
             self.snapshot_id = (root.Id() or b"").decode()
             self.created_ms = root.CreatedMs()
             self.rules_version = (root.RulesVersion() or b"").decode()
+            self.rules_json = bytes(_vector(buf, tab, _RULES, "B"))
             categories = [
                 c.decode() for c in (root.CategoryNames(i) for i in range(root.CategoryNamesLength()))
             ]
@@ -258,7 +263,7 @@ class _CategoryOf(Sequence[str]):
 
 
 # vtable offsets of Snapshot's vector fields (4 + 2 * field index)
-_USER_KEYS, _ITEM_CATEGORIES, _USER_ENDS, _USER_DATA = 18, 22, 28, 30
+_USER_KEYS, _ITEM_CATEGORIES, _USER_ENDS, _USER_DATA, _RULES = 18, 22, 28, 30, 34
 
 
 def _vector(

@@ -64,10 +64,18 @@ def test_truncated_event_is_a_decode_error_not_a_crash() -> None:
 def test_snapshot_finds_users_by_binary_search_in_place() -> None:
     users = [profile(k) for k in (50, 7, 2**63 + 5, 1000)]
     content = SnapshotContent(
-        "s1", 123, {0: PartitionPosition(4, 17)}, ("p1",), {"shoes": ("p1", "p2")}, users, "rules-7"
+        "s1",
+        123,
+        {0: PartitionPosition(4, 17)},
+        ("p1",),
+        {"shoes": ("p1", "p2")},
+        users,
+        "rules-7",
+        b'{"r":1}',
     )
     reader = SnapshotReader(open_sealed(seal(encode_snapshot(content), KEY), KEYS))
     assert reader.snapshot_id == "s1" and reader.user_count == 4 and reader.rules_version == "rules-7"
+    assert reader.rules_json == b'{"r":1}'
     assert reader.positions == {0: PartitionPosition(4, 17)}
     assert reader.popular_by_category == {"shoes": ("p1", "p2")}
     for user in users:

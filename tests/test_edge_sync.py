@@ -97,11 +97,11 @@ def test_gaps_and_refused_batches_ask_for_a_snapshot() -> None:
 
 def test_staleness_is_stamped_from_the_time_sync_was_last_heard() -> None:
     health = SyncHealth(stale_after_s=30)
-    assert health.stamp(None, NOW_S)["stale"] is True
+    assert health.stamp(None, NOW_S, "r4")["stale"] is True
     health.last_heard_s = NOW_S - 10
     health.delta_lag_s = 0.02
     reader = SnapshotReader(encode_snapshot(SnapshotContent("s", (NOW_S - 100) * 1000, {}, (), {}, (), "r4")))
-    fresh = health.stamp(reader, NOW_S)
+    fresh = health.stamp(reader, NOW_S, "r4")
     assert fresh == {
         "snapshot_id": "s",
         "rules_version": "r4",
@@ -110,7 +110,7 @@ def test_staleness_is_stamped_from_the_time_sync_was_last_heard() -> None:
         "delta_lag_s": 0.02,
         "stale": False,
     }
-    assert health.stamp(reader, NOW_S + 21)["stale"] is True
+    assert health.stamp(reader, NOW_S + 21, "r4")["stale"] is True
 
 
 @pytest.mark.timeout(60)

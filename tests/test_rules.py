@@ -380,3 +380,41 @@ def test_the_json_schema_knows_exactly_the_keys_the_model_knows() -> None:
     assert set(slot["properties"]) == set(SLOT_KEYS)
     experiment = schema["properties"]["experiments"]["additionalProperties"]
     assert set(experiment["properties"]) == set(EXPERIMENT_KEYS)
+
+
+# --- the generated code and the explanations agree ----------------------------------------------
+
+FASHION = EXAMPLES[0].parent / "fashion_store.yaml"
+KINDS = st.sampled_from(["view", "cart", "purchase"])
+HISTORIES = st.builds(
+    lambda item, kind, ages: ItemHistory(
+        f"p{item}", f"c{item % 3}", tuple(NOW - a for a in sorted(ages)), kind
+    ),
+    st.integers(0, 6),
+    KINDS,
+    st.lists(st.integers(0, 100_000), min_size=1, max_size=4),
+)
+CONTEXTS = st.fixed_dictionaries(
+    {
+        "country": st.sampled_from(["DE", "US", "CH", ""]),
+        "device": st.sampled_from(["mobile", "desktop"]),
+        "path": st.sampled_from(["/", "/sale/x", "/category/shoes"]),
+        "utm_campaign": st.sampled_from(["", "sale"]),
+        "utm_medium": st.sampled_from(["", "social"]),
+        "hour": st.integers(0, 23),
+        "weekday": st.sampled_from(["mon", "sat"]),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(HISTORIES, max_size=8), CONTEXTS, st.integers(0, 2**64 - 1))
+def test_generated_decisions_match_the_explained_ones(
+    items: list[ItemHistory], context: dict[str, object], key: int
+) -> None:
+    program = compile_rules(load_rules_text(FASHION.read_text()))
+    profile = Profile(key, tuple(items)) if items else None
+    decision = program.decide(Facts(profile, context, NOW, key), Catalog, list(program.slots))
+    report = program.explain(Facts(profile, context, NOW, key), Catalog, list(program.slots))
+    for slot, chosen in decision.items():
+        assert report["slots"][slot]["chosen"] == chosen["rule"], (slot, report["slots"][slot])

@@ -770,8 +770,35 @@ class Snapshot(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
+    # Snapshot
+    def Rules(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
+        return 0
+
+    # Snapshot
+    def RulesAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
+        return 0
+
+    # Snapshot
+    def RulesLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Snapshot
+    def RulesIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
+        return o == 0
+
 def SnapshotStart(builder):
-    builder.StartObject(15)
+    builder.StartObject(16)
 
 def SnapshotAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -844,6 +871,12 @@ def SnapshotStartUserDataVector(builder, numElems):
 
 def SnapshotAddRulesVersion(builder, rulesVersion):
     builder.PrependUOffsetTRelativeSlot(14, flatbuffers.number_types.UOffsetTFlags.py_type(rulesVersion), 0)
+
+def SnapshotAddRules(builder, rules):
+    builder.PrependUOffsetTRelativeSlot(15, flatbuffers.number_types.UOffsetTFlags.py_type(rules), 0)
+
+def SnapshotStartRulesVector(builder, numElems):
+    return builder.StartVector(1, numElems, 1)
 
 def SnapshotEnd(builder):
     return builder.EndObject()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 from schemas.rules.model import RuleSet, RulesInvalid, load_rules_json, validate_rules
 from schemas.rules.source import Problem, RulesSyntaxError, load_yaml
 
@@ -25,4 +27,17 @@ def load_rules_text(text: str) -> RuleSet:
     return rules
 
 
-__all__ = ["Problem", "RuleSet", "RulesInvalid", "load_rules_json", "load_rules_text", "validate_rules"]
+def default_rules() -> RuleSet:
+    """The rules used when none are configured (schemas/rules/default_rules.yaml)."""
+    return load_rules_text(resources.files("schemas.rules").joinpath("default_rules.yaml").read_text())
+
+
+__all__ = [
+    "default_rules",
+    "Problem",
+    "RuleSet",
+    "RulesInvalid",
+    "load_rules_json",
+    "load_rules_text",
+    "validate_rules",
+]

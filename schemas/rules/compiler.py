@@ -11,8 +11,9 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from schemas.rules.codegen import generate
 from schemas.rules.expressions import BoolOp, Call, Compare, ListOf, Literal, Name, Node, Not, source_of, walk
 from schemas.rules.features import Facts
 from schemas.rules.model import Action, Experiment, Recommendation, RuleSet
@@ -147,8 +148,7 @@ def _compare(node: Compare, segments: Mapping[str, Evaluator], checker: TypeChec
 # --- recommendations ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Picked:
+class Picked(NamedTuple):  # a tuple: made once per recommendation, so cheap to make
     items: list[str]
     based_on: str = ""
     category: str = ""
@@ -157,17 +157,42 @@ class Picked:
 Strategy = Callable[[Facts, Catalog, int, frozenset[str]], Picked | None]
 
 
-def _fill(limit: int, exclude: frozenset[str] | set[str], *sources: Sequence[str]) -> list[str]:
-    picked: list[str] = []
-    seen = set(exclude)
+def _fill(limit: int, exclude: frozenset[str], skip: str, *sources: Sequence[str]) -> list[str]:
+    """Up to `limit` items from the sources in order, none twice, none excluded, not `skip`."""
+    picked = [item for item in sources[0][: limit + 1] if item != skip and item not in exclude][:limit]
+    if len(picked) == limit or len(sources) == 1 and len(sources[0]) <= limit + 1:
+        return picked  # the usual case: the first list (each item once) has enough
+    picked = []
     for source in sources:
         for item in source:
-            if item not in seen:
-                seen.add(item)
+            if item != skip and item not in exclude and item not in picked:
                 picked.append(item)
                 if len(picked) == limit:
                     return picked
     return picked
+
+
+class _ListCache:
+    """Lists that depend only on the catalog and a key (the focus item, the exclusions): the same
+    for every user who gets there, so made once per snapshot. Bounded; callers must not modify them."""
+
+    __slots__ = ("_catalog", "_lists")
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._catalog: object = None
+        self._lists: dict[object, list[str]] = {}
+
+    def get(self, catalog: Catalog, key: object) -> list[str] | None:
+        if catalog is not self._catalog:  # a new snapshot: new popularity
+            self._catalog, self._lists = catalog, {}
+        return self._lists.get(key)
+
+    def put(self, key: object, items: list[str]) -> list[str]:
+        if len(self._lists) >= self.LIMIT:
+            self._lists = {}
+        self._lists[key] = items
+        return items
 
 
 def _strategy(rec: Recommendation) -> Strategy:
@@ -175,14 +200,18 @@ def _strategy(rec: Recommendation) -> Strategy:
     if rec.strategy == "similar_to_recent":
         kind, within, min_count = str(args["event"]), int(args["within"]), int(args["min_count"])
 
+        lists = _ListCache()
+
         def similar(f: Facts, catalog: Catalog, limit: int, exclude: frozenset[str]) -> Picked | None:
-            since = f.now_s - within
-            for history in f.items_of(kind):
-                if history.count_since(since) >= min_count:
-                    in_category = catalog.popular_by_category.get(history.category, ())
-                    items = _fill(limit, exclude | {history.item}, in_category, catalog.popular)
-                    return Picked(items, history.item, history.category)
-            return None
+            history = f.recent_item(kind, within, min_count)
+            if history is None:
+                return None
+            key = (history.item, history.category, exclude)
+            items = lists.get(catalog, key)
+            if items is None:
+                in_category = catalog.popular_by_category.get(history.category, ())
+                items = lists.put(key, _fill(limit, exclude, history.item, in_category, catalog.popular))
+            return Picked(items, history.item, history.category)
 
         return similar
     if rec.strategy == "popular":
@@ -190,7 +219,9 @@ def _strategy(rec: Recommendation) -> Strategy:
 
         def popular(f: Facts, catalog: Catalog, limit: int, exclude: frozenset[str]) -> Picked | None:
             source = catalog.popular_by_category.get(category, ()) if category else catalog.popular
-            return Picked(_fill(limit, exclude, source), category=category)
+            if not exclude:  # popularity lists hold each item once
+                return Picked(list(source[:limit]), category=category)
+            return Picked(_fill(limit, exclude, "", source), category=category)
 
         return popular
     if rec.strategy == "recently_viewed":
@@ -199,7 +230,7 @@ def _strategy(rec: Recommendation) -> Strategy:
         def recent(f: Facts, catalog: Catalog, limit: int, exclude: frozenset[str]) -> Picked | None:
             since = f.now_s - within
             return Picked(
-                _fill(limit, exclude, [h.item for h in f.items_of("view") if h.times_s[0] >= since])
+                _fill(limit, exclude, "", [h.item for h in f.items_of("view") if h.times_s[0] >= since])
             )
 
         return recent
@@ -210,22 +241,20 @@ def _strategy(rec: Recommendation) -> Strategy:
             return None
         in_cart = {h.item for h in cart}
         sources = [catalog.popular_by_category.get(h.category, ()) for h in cart]
-        return Picked(_fill(limit, exclude | in_cart, *sources), cart[0].item, cart[0].category)
+        return Picked(_fill(limit, exclude | in_cart, "", *sources), cart[0].item, cart[0].category)
 
     return bought_together
 
 
 def _excluded(f: Facts, exclude: tuple[str, ...]) -> frozenset[str]:
-    if not exclude:
-        return frozenset()
     items: set[str] = set()
-    if "purchased" in exclude:
-        items.update(h.item for h in f.items_of("purchase"))
+    if "purchased" in exclude and f.has("purchase"):
+        items.update([h.item for h in f.items_of("purchase")])
     if "in_cart" in exclude:
-        items.update(h.item for h in f.cart_items())
+        items.update([h.item for h in f.cart_items()])
     if "viewed" in exclude:
-        items.update(h.item for h in f.items_of("view"))
-    return frozenset(items)
+        items.update([h.item for h in f.items_of("view")])
+    return frozenset(items) if items else _NONE
 
 
 # --- actions ------------------------------------------------------------------------------------
@@ -253,22 +282,48 @@ def _template(html: str) -> list[tuple[str, str]]:
     return parts
 
 
-@dataclass(frozen=True, slots=True)
 class CompiledAction:
-    fragment: str
-    parts: list[tuple[str, str]] | None  # the fragment's template; None when it has no fields
-    html: str  # the fragment when it has no fields
-    strategy: Strategy | None
-    exclude: tuple[str, ...]
-    limit: int
-    headers: dict[str, str]
+    """An action bound to the rule (and experiment variant) it belongs to. A fragment with no fields
+    and no recommendation decides the same for everyone: its answer is built once and shared, so
+    callers treat decisions as read-only, except for the item dicts they own."""
 
-    def run(self, f: Facts, catalog: Catalog, rule: str) -> dict[str, Any] | None:
+    __slots__ = ("base", "static", "parts", "strategy", "exclude", "limit", "fragment")
+
+    def __init__(self, action: Action, fragments: Mapping[str, str], base: dict[str, Any]) -> None:
+        parts = _template(fragments.get(action.fragment, ""))
+        has_fields = any(name for _, name in parts)
+        self.fragment = action.fragment
+        # With fields: a format string (literal braces doubled), filled with escaped values.
+        self.parts = (
+            "".join(
+                text.replace("{", "{{").replace("}", "}}") + (f"{{{name}}}" if name else "")
+                for text, name in parts
+            )
+            if has_fields
+            else None
+        )
+        self.strategy = _strategy(action.recommend) if action.recommend is not None else None
+        self.exclude = action.exclude
+        self.limit = action.limit
+        self.base = dict(base)
+        if action.fragment:
+            self.base["fragment"] = action.fragment
+            if not has_fields:
+                self.base["html"] = "".join(text for text, _ in parts)
+        if action.headers:
+            self.base["headers"] = dict(action.headers)
+        self.static = self.base if self.strategy is None and self.parts is None else None
+
+    def run(self, f: Facts, catalog: Catalog) -> dict[str, Any] | None:
         """The slot's decision, or None when the action cannot apply (no items, no focus item)."""
-        out: dict[str, Any] = {"rule": rule}
+        if self.static is not None:
+            return self.static
+        out = dict(self.base)
         picked = None
         if self.strategy is not None:
-            picked = self.strategy(f, catalog, self.limit, _excluded(f, self.exclude))
+            picked = self.strategy(
+                f, catalog, self.limit, _excluded(f, self.exclude) if self.exclude else _NONE
+            )
             if picked is None or not picked.items:
                 return None
             out["items"] = [{"id": i} for i in picked.items]
@@ -276,36 +331,17 @@ class CompiledAction:
                 out["based_on"] = picked.based_on
             if picked.category:
                 out["category"] = picked.category
-        if self.fragment:
-            out["fragment"] = self.fragment
-            if self.parts is None:
-                out["html"] = self.html
-            else:
-                if picked is None or not picked.based_on:
-                    views = f.items_of("view")
-                    if not views:
-                        return None
-                    picked = Picked([], views[0].item, views[0].category)
-                fields = {"item": picked.based_on, "category": picked.category}
-                out["html"] = "".join(text + escape(fields.get(name, "")) for text, name in self.parts)
-        if self.headers:
-            out["headers"] = self.headers
+        if self.parts is not None:
+            if picked is None or not picked.based_on:
+                views = f.items_of("view")
+                if not views:
+                    return None
+                picked = Picked([], views[0].item, views[0].category)
+            out["html"] = self.parts.format(item=escape(picked.based_on), category=escape(picked.category))
         return out
 
 
-def _action(action: Action, fragments: Mapping[str, str]) -> CompiledAction:
-    html = fragments.get(action.fragment, "")
-    parts = _template(html)
-    has_fields = any(name for _, name in parts)
-    return CompiledAction(
-        fragment=action.fragment,
-        parts=parts if has_fields else None,
-        html="".join(text for text, _ in parts),
-        strategy=_strategy(action.recommend) if action.recommend is not None else None,
-        exclude=action.exclude,
-        limit=action.limit,
-        headers=dict(action.headers),
-    )
+_NONE: frozenset[str] = frozenset()
 
 
 # --- experiments --------------------------------------------------------------------------------
@@ -317,13 +353,17 @@ class CompiledExperiment:
     holdout: float
     cumulative: tuple[tuple[float, str], ...]  # (upper bound in percent, variant)
     exposure_sample: float
+    salt: int
 
     def assign(self, user_key: int) -> str:
-        """The user's variant ("" in the holdout): the same user, the same answer, every time."""
-        digest = hashlib.blake2b(
-            user_key.to_bytes(8, "big"), digest_size=8, person=b"pz-exp", key=self.name.encode()[:64]
-        )
-        percent = int.from_bytes(digest.digest(), "big") % 1_000_000 / 10_000
+        """The user's variant ("" in the holdout): the same user, the same answer, every time.
+
+        User keys are already keyed hashes; mixing in the experiment's own salt (SplitMix64's
+        finaliser) makes each experiment's split independent of the others."""
+        z = (user_key ^ self.salt) & _MASK64
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        percent = ((z ^ (z >> 31)) % 1_000_000) / 10_000
         if percent < self.holdout:
             return ""
         for bound, variant in self.cumulative:
@@ -339,10 +379,18 @@ def _experiment(experiment: Experiment) -> CompiledExperiment:
     for variant, weight in experiment.variants:
         running += span * weight / total
         bounds.append((running, variant))
-    return CompiledExperiment(experiment.name, experiment.holdout, tuple(bounds), experiment.exposure_sample)
+    salt = int.from_bytes(
+        hashlib.blake2b(experiment.name.encode(), digest_size=8, person=b"pz-exp").digest(), "big"
+    )
+    return CompiledExperiment(
+        experiment.name, experiment.holdout, tuple(bounds), experiment.exposure_sample, salt
+    )
 
 
 # --- the program --------------------------------------------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+_DEFAULT: dict[str, Any] = {"rule": "default"}  # a default that shows nothing: the placeholder stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,17 +439,31 @@ class Program:
             for rule in slot.rules:
                 when = _compile(rule.when, segments, checker) if rule.when is not None else None
                 if rule.action is not None:
-                    compiled.append(
-                        CompiledRule(rule.name, when, rule.when, _action(rule.action, rules.fragments))
-                    )
+                    action = CompiledAction(rule.action, rules.fragments, {"rule": rule.name})
+                    compiled.append(CompiledRule(rule.name, when, rule.when, action))
                 else:
-                    variants = {v: _action(a, rules.fragments) for v, a in rule.variants.items()}
+                    variants = {
+                        v: CompiledAction(
+                            a,
+                            rules.fragments,
+                            {"rule": rule.name, "experiment": rule.experiment, "variant": v},
+                        )
+                        for v, a in rule.variants.items()
+                    }
                     compiled.append(
                         CompiledRule(rule.name, when, rule.when, None, experiments[rule.experiment], variants)
                     )
-            self.slots[slot.name] = CompiledSlot(
-                slot.name, tuple(compiled), _action(slot.default, rules.fragments)
-            )
+            default = CompiledAction(slot.default, rules.fragments, {"rule": "default"})
+            self.slots[slot.name] = CompiledSlot(slot.name, tuple(compiled), default)
+        self._segment_fns, self._slot_fns = generate(rules.segments, self._slot_specs(rules), _DEFAULT)
+        # Headers the rules may set: an edge strips them from what clients send, like its own.
+        actions = [
+            a
+            for s in rules.slots.values()
+            for r in s.rules
+            for a in ([r.action] if r.action is not None else r.variants.values())
+        ] + [s.default for s in rules.slots.values()]
+        self.header_names = frozenset(name.lower() for a in actions for name, _ in a.headers)
         # What the edge must read from the request for these rules (and nothing more).
         self.context_names = frozenset(
             n.name
@@ -417,7 +479,7 @@ class Program:
     def _memoised(name: str, evaluate: Evaluator) -> Evaluator:
         key = ("segment", name)
 
-        def segment(f: Facts) -> bool:
+        def segment(f: Facts) -> bool:  # evaluated once per page decision, whoever asks
             found = f.memo.get(key)
             if found is None:
                 found = f.memo[key] = bool(evaluate(f))
@@ -425,57 +487,46 @@ class Program:
 
         return segment
 
+    def _slot_specs(self, rules: RuleSet) -> list[tuple[str, list[tuple[Node | None, Any, Any]], Any]]:
+        specs = []
+        for slot in rules.slots.values():
+            compiled = self.slots[slot.name]
+            slot_rules: list[tuple[Node | None, Any, Any]] = []
+            for rule in compiled.rules:
+                if rule.action is not None:
+                    slot_rules.append((rule.when_node, rule.action, None))
+                    continue
+                assert rule.experiment is not None
+                e = rule.experiment
+                shown = {
+                    v: Exposure(e.name, v, slot.name, rule.name, e.exposure_sample) for v in rule.variants
+                }
+                slot_rules.append((rule.when_node, None, (e, rule.variants, shown)))
+            specs.append((slot.name, slot_rules, compiled.default))
+        return specs
+
     def segments_of(self, f: Facts) -> list[str]:
         """The user's segments: the aggregator's, then those of the rules file that hold."""
-        own = [name for name, holds in self.segments.items() if holds(f)]
+        own = [name for name, holds in self._segment_fns.items() if holds(f)]
         theirs = list(f.profile.segments) if f.profile is not None else []
         return theirs + [s for s in own if s not in theirs]
 
     def decide(
         self, f: Facts, catalog: Catalog, slots: Sequence[str], exposures: list[Exposure] | None = None
     ) -> dict[str, Any]:
+        """Each requested slot of these rules, decided; slots the rules do not have are left out."""
         decision: dict[str, Any] = {}
         for slot_name in slots:
-            slot = self.slots.get(slot_name)
-            if slot is None:
+            decide_slot = self._slot_fns.get(slot_name)
+            if decide_slot is None:
                 continue
             try:
-                decision[slot_name] = self._decide_slot(slot, f, catalog, exposures)
+                decision[slot_name] = decide_slot(f, catalog, exposures)
             except Exception as exc:  # noqa: BLE001 - a broken rule costs its slot the default, never the page
                 if self._on_error is not None:
                     self._on_error(slot_name, "", exc)
-                decision[slot_name] = slot.default.run(f, catalog, "default") or {"rule": "default"}
+                decision[slot_name] = self.slots[slot_name].default.run(f, catalog) or _DEFAULT
         return decision
-
-    def _decide_slot(
-        self, slot: CompiledSlot, f: Facts, catalog: Catalog, exposures: list[Exposure] | None
-    ) -> dict[str, Any]:
-        for rule in slot.rules:
-            if rule.when is not None and not rule.when(f):
-                continue
-            if rule.action is not None:
-                out = rule.action.run(f, catalog, rule.name)
-            else:
-                assert rule.experiment is not None
-                variant = rule.experiment.assign(f.user_key)
-                if not variant:
-                    continue  # held out: the next rule decides
-                out = rule.variants[variant].run(f, catalog, rule.name)
-                if out is not None:
-                    out["experiment"], out["variant"] = rule.experiment.name, variant
-                    if exposures is not None:
-                        exposures.append(
-                            Exposure(
-                                rule.experiment.name,
-                                variant,
-                                slot.name,
-                                rule.name,
-                                rule.experiment.exposure_sample,
-                            )
-                        )
-            if out is not None:
-                return out
-        return slot.default.run(f, catalog, "default") or {"rule": "default"}
 
     # --- explanations ---------------------------------------------------------------------------
 
@@ -508,10 +559,10 @@ class Program:
                         )
                         tried.append(entry)
                         continue
-                    out = rule.variants[variant].run(f, catalog, rule.name)
+                    out = rule.variants[variant].run(f, catalog)
                 else:
                     assert rule.action is not None
-                    out = rule.action.run(f, catalog, rule.name)
+                    out = rule.action.run(f, catalog)
                 if out is None:
                     entry.update(
                         matched=False, because=[*entry.get("because", []), "its action found nothing to show"]

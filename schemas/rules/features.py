@@ -1,19 +1,56 @@
-"""What a decision knows about one request: the profile, the request context and the clock, with
-profile features computed on first use and remembered for the rest of the page decision."""
+"""What a decision knows about one request: the profile, the request context and the clock.
+
+A profile's event times are indexed once (per kind, sorted), and the index is kept with the
+profile, so that a cached profile is indexed once for all its requests; every windowed count is
+then a binary search.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping
 
-from schemas.profiles import ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
 
 NEVER_S = 10 * 365 * 86_400  # since_last() of something that never happened
 
 
-class Facts:
-    """One page decision's inputs. Features are memoised: every slot asks, the profile is read once."""
+class ProfileIndex:
+    __slots__ = ("times", "last", "by_kind", "ascending")
 
-    __slots__ = ("profile", "context", "now_s", "user_key", "memo", "_items")
+    def __init__(self, items: tuple[ItemHistory, ...]) -> None:
+        by_kind: dict[str, list[ItemHistory]] = {}
+        times: dict[str, list[int]] = {}
+        for history in items:
+            if history.times_s:
+                by_kind.setdefault(history.event, []).append(history)
+                times.setdefault(history.event, []).extend(history.times_s)
+        for flat in times.values():
+            flat.sort()
+        self.times = times  # kind -> every event time, ascending
+        self.last = {kind: flat[-1] for kind, flat in times.items()}
+        self.by_kind = {kind: tuple(h) for kind, h in by_kind.items()}  # newest first, as in the profile
+        # kind -> per item (in by_kind's order), its times ascending: counts by binary search
+        self.ascending = {kind: [tuple(reversed(h.times_s)) for h in hs] for kind, hs in by_kind.items()}
+
+
+_NO_ITEMS = ProfileIndex(())
+
+
+def index_of(profile: Profile | None) -> ProfileIndex:
+    if profile is None:
+        return _NO_ITEMS
+    index = profile.index
+    if index is None:
+        index = ProfileIndex(profile.items)
+        object.__setattr__(profile, "index", index)  # a cache beside the frozen data
+    return index  # type: ignore[return-value]
+
+
+class Facts:
+    """One page decision's inputs, and what was worked out from them so far."""
+
+    __slots__ = ("profile", "context", "now_s", "user_key", "memo", "_index")
 
     def __init__(
         self, profile: Profile | None, context: Mapping[str, object], now_s: int, user_key: int
@@ -23,56 +60,65 @@ class Facts:
         self.now_s = now_s
         self.user_key = user_key
         self.memo: dict[object, object] = {}
-        self._items: tuple[ItemHistory, ...] = profile.items if profile is not None else ()
+        self._index = index_of(profile)
 
     def count(self, kind: str, within_s: int) -> int:
-        key = ("count", kind, within_s)
-        found = self.memo.get(key)
-        if found is None:
-            since = self.now_s - within_s
-            found = sum(h.count_since(since) for h in self._items if h.event == kind)
-            self.memo[key] = found
-        return found  # type: ignore[return-value]
+        flat = self._index.times.get(kind)
+        return len(flat) - bisect_left(flat, self.now_s - within_s) if flat else 0
 
     def item_views(self, within_s: int) -> int:
-        key = ("item_views", within_s)
-        found = self.memo.get(key)
+        found = self.memo.get(within_s)  # several slots ask the same: remembered for the page
         if found is None:
             since = self.now_s - within_s
-            found = max((h.count_since(since) for h in self._items if h.event == "view"), default=0)
-            self.memo[key] = found
+            found = 0
+            for times in self._index.ascending.get("view", ()):
+                n = len(times) - bisect_left(times, since)
+                if n > found:
+                    found = n
+            self.memo[within_s] = found
         return found  # type: ignore[return-value]
 
     def last_time(self, kind: str) -> int | None:
-        key = ("last", kind)
-        if key not in self.memo:
-            self.memo[key] = max(
-                (h.times_s[0] for h in self._items if h.event == kind and h.times_s), default=None
-            )
-        return self.memo[key]  # type: ignore[return-value]
+        return self._index.last.get(kind)
 
     def since_last(self, kind: str) -> int:
-        last = self.last_time(kind)
+        last = self._index.last.get(kind)
         return NEVER_S if last is None else max(0, self.now_s - last)
+
+    def recent_item(self, kind: str, within_s: int, min_count: int) -> ItemHistory | None:
+        """The most recent item of that kind with at least min_count events within the window."""
+        key = (kind, within_s, min_count)
+        if key in self.memo:
+            return self.memo[key]  # type: ignore[return-value]
+        since = self.now_s - within_s
+        index = self._index
+        found = None
+        for history, times in zip(index.by_kind.get(kind, ()), index.ascending.get(kind, ()), strict=True):
+            if len(times) - bisect_left(times, since) >= min_count:
+                found = history
+                break
+        self.memo[key] = found
+        return found
+
+    def has(self, kind: str) -> bool:
+        return kind in self._index.by_kind
 
     def cart_items(self) -> tuple[ItemHistory, ...]:
         """Items added to the cart after the last purchase (checkout buys the whole cart), newest first."""
         found = self.memo.get("cart_items")
         if found is None:
-            bought = self.last_time("purchase") or -1
-            found = tuple(h for h in self._items if h.event == "cart" and h.times_s and h.times_s[0] > bought)
+            bought = self._index.last.get("purchase", -1)
+            found = tuple(h for h in self._index.by_kind.get("cart", ()) if h.times_s[0] > bought)
             self.memo["cart_items"] = found
         return found  # type: ignore[return-value]
 
     def items_of(self, kind: str) -> tuple[ItemHistory, ...]:
         """Histories of one kind, most recent first (profiles list them newest first)."""
-        key = ("items", kind)
-        found = self.memo.get(key)
-        if found is None:
-            found = tuple(h for h in self._items if h.event == kind)
-            self.memo[key] = found
-        return found  # type: ignore[return-value]
+        return self._index.by_kind.get(kind, ())
 
     @property
     def new_visitor(self) -> bool:
-        return not self._items
+        return not self._index.times
+
+
+__all__ = ["EVENT_KINDS", "Facts", "NEVER_S", "ProfileIndex", "index_of"]
