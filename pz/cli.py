@@ -15,6 +15,7 @@ from pz.arguments import positive_int as _positive_int
 from pz.fleet_cli import add_fleet, run_fleet
 from pz.local_stack import LocalStack, stack_options_from_env
 from pz.processes import StackError
+from pz.rules_cli import add_rules, run_rules
 from schemas.settings import ConfigError
 
 
@@ -229,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_snapshot(sub)
     _add_keys(sub)
     add_fleet(sub)
+    add_rules(sub)
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -241,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_keys(args)
         if args.command == "fleet":
             return run_fleet(args)
+        if args.command == "rules":
+            return run_rules(args)
         return run_bench(args)
     except (StackError, ConfigError) as exc:
         print(f"pz {args.command}: {exc}", file=sys.stderr)

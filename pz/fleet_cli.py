@@ -16,6 +16,7 @@ from pz.embedded import create_topics_sync
 from pz.gate import GateCriteria, run_gate
 from pz.processes import StackError
 from pz.rollout import SpecError, parse_spec, run_rollout
+from pz.rules_cli import run_lint
 from pz.services import KINDS, ServiceRecord, all_records, is_running, log_tail, start_service, stop_service
 
 _HEALTH_PATHS = {"edge": "/healthz", "aggregator": "/readyz", "shop": "/shop/healthz"}
@@ -66,6 +67,17 @@ def add_fleet(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--spec", required=True, help="the rollout as JSON (the edge_fleet module writes it)"
     )
 
+    publish = tools.add_parser(
+        "publish-rules", help="lint a rules file and put it where an aggregator reads it (atomically)"
+    )
+    publish.add_argument("source", type=Path)
+    publish.add_argument("--to", type=Path, required=True, dest="target")
+
+    await_rules = tools.add_parser("await-rules", help="wait until an aggregator publishes a rules version")
+    await_rules.add_argument("url", help="the aggregator's base URL")
+    await_rules.add_argument("--version", required=True)
+    await_rules.add_argument("--timeout", type=positive_float, default=30.0)
+
     gate = tools.add_parser("gate", help="check one edge against the rollout gate")
     gate.add_argument("url")
     gate.add_argument("--release", required=True, help="the release the edge must report")
@@ -99,6 +111,39 @@ def _wait_healthy(record: ServiceRecord, timeout_s: float) -> None:
                 last = type(exc).__name__
         time.sleep(0.1)
     raise StackError(f"{record.name} not healthy within {timeout_s:g} s: {last} (see {record.log})")
+
+
+def _publish_rules(source: Path, target: Path) -> int:
+    """Only rules that pass lint reach the aggregator; the file appears whole or not at all."""
+    if run_lint([source]) != 0:
+        print(f"pz fleet publish-rules: {source} was not published", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(source.read_bytes())
+    tmp.replace(target)
+    print(f"published {source} to {target}")
+    return 0
+
+
+def _await_rules(url: str, version: str, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    seen = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            seen = str(httpx.get(f"{url}/readyz", timeout=2.0).json().get("rules_version"))
+        except (httpx.HTTPError, ValueError) as exc:
+            seen = type(exc).__name__
+        if seen == version:
+            print(f"{url} publishes rules {version}")
+            return 0
+        time.sleep(0.2)
+    print(
+        f"pz fleet await-rules: {url} still publishes {seen!r} after {timeout_s:g} s, not {version!r} "
+        "(its log says why: refused rules are logged with every problem)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _status(state_dir: Path, as_json: bool) -> int:
@@ -152,6 +197,10 @@ def run_fleet(args: argparse.Namespace) -> int:
         return 0 if result.passed else 1
     if args.tool == "status":
         return _status(args.state_dir, args.json)
+    if args.tool == "publish-rules":
+        return _publish_rules(args.source, args.target)
+    if args.tool == "await-rules":
+        return _await_rules(args.url.rstrip("/"), args.version, args.timeout)
     try:
         spec = parse_spec(args.spec)
     except SpecError as exc:

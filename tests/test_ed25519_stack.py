@@ -55,6 +55,9 @@ def test_decisions_follow_views_with_ed25519_and_the_edge_has_no_private_key(
 ) -> None:
     edge_env = Path(f"/proc/{ed25519_stack.processes['edge'].pid}/environ").read_bytes()
     assert b"PZ_SIGNING_PUBLIC_KEY=" in edge_env and b"PZ_SIGNING_PRIVATE_KEY=" not in edge_env
+    with httpx.Client(base_url=ed25519_stack.edge_url, timeout=5) as other:  # another watch is popular
+        view = {"type": "page_view", "item": "p0043", "category": "watches", "ts": int(time.time() * 1000)}
+        assert other.post("/pz/collect", json=view).status_code == 202
     with httpx.Client(base_url=ed25519_stack.edge_url, timeout=5) as client:
         for _ in range(3):
             view = {

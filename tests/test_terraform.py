@@ -83,7 +83,7 @@ SHARED_VARIABLES: dict[str, tuple[str, ...]] = {
         "partitions",
         "redis_url",
         "snapshot_interval_s",
-        "rules_version",
+        "rules_file",
     ),
 }
 SHARED_OUTPUTS = {
@@ -120,6 +120,13 @@ def test_kubernetes_environment_keeps_the_module_contracts() -> None:
 
 # --- the local environment, applied ----------------------------------------------------------------
 
+RULES = """version: VERSION
+fragments: {hello: '<p>Hello from VERSION</p>'}
+slots:
+  hero: {default: {fragment: hello}}
+  recs: {default: {recommend: popular()}}
+"""
+
 
 class LocalEnvironment:
     def __init__(self, data: Path, state_dir: Path) -> None:
@@ -142,10 +149,10 @@ class LocalEnvironment:
             "gate": {"timeout_s": 45},
         }
 
-    def apply(
-        self, release: dict[str, Any], destroy: bool = False, rules: str = "builtin-1"
-    ) -> tuple[int, str]:
-        variables = {**self.vars, "release": release, "rules_version": rules}
+    def apply(self, release: dict[str, Any], destroy: bool = False, rules: str = "r1") -> tuple[int, str]:
+        rules_file = self.state_dir.parent / f"rules-{rules}.yaml"
+        rules_file.write_text(RULES.replace("VERSION", rules))
+        variables = {**self.vars, "release": release, "rules_file": str(rules_file)}
         result = self.terraform.apply(
             check=False,
             json=False,
@@ -188,7 +195,7 @@ def test_local_rollout_canary_then_waves_and_a_failed_canary_rolls_back(
         assert sorted(edges) == sorted([canary, *others])
         for record in edges.values():
             ready = _serving(record.url)
-            assert ready["release"] == "v1" and ready["sync"]["rules_version"] == "builtin-1"
+            assert ready["release"] == "v1" and ready["sync"]["rules_version"] == "r1"
         aggregators = [r for r in all_records(env.state_dir) if r.kind == "aggregator"]
         assert len(aggregators) == 1 and is_running(aggregators[0])
 
@@ -225,6 +232,7 @@ def test_local_rollout_canary_then_waves_and_a_failed_canary_rolls_back(
         # A rules-only rollout: the aggregator publishes r2 in its snapshots; no edge restarts, and
         # every edge's gate waits until it serves r2.
         pids_before = {name: r.pid for name, r in env.edges().items()}
+        aggregator_pid = next(r.pid for r in all_records(env.state_dir) if r.kind == "aggregator")
         log_mark = len(env.rollout_log())
         release = {"version": "v2", "rules_version": "r2", "config": {"PZ_PROFILE_CACHE_SIZE": "5000"}}
         code, output = env.apply(release, rules="r2")
@@ -234,6 +242,8 @@ def test_local_rollout_canary_then_waves_and_a_failed_canary_rolls_back(
         for name, record in env.edges().items():
             assert record.pid == pids_before[name]
             assert _serving(record.url)["sync"]["rules_version"] == "r2"
+        # The aggregator took the new rules from its file without a restart.
+        assert next(r.pid for r in all_records(env.state_dir) if r.kind == "aggregator") == aggregator_pid
     finally:
         processes = all_records(env.state_dir)
         code, output = env.apply({"version": "v2"}, destroy=True, rules="r2")

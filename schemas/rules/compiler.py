@@ -333,10 +333,10 @@ class CompiledAction:
                 out["category"] = picked.category
         if self.parts is not None:
             if picked is None or not picked.based_on:
-                views = f.items_of("view")
-                if not views:
+                focus = f.focus_item()
+                if focus is None:
                     return None
-                picked = Picked([], views[0].item, views[0].category)
+                picked = Picked([], focus.item, focus.category)
             out["html"] = self.parts.format(item=escape(picked.based_on), category=escape(picked.category))
         return out
 

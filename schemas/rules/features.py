@@ -100,6 +100,12 @@ class Facts:
         self.memo[key] = found
         return found
 
+    def focus_item(self) -> ItemHistory | None:
+        """The item the user is looking at: viewed last, and of those viewed in that same second,
+        viewed most (the fields of a fragment that recommends nothing)."""
+        views = self._index.by_kind.get("view", ())
+        return max(views, key=lambda h: (h.times_s[0], len(h.times_s))) if views else None
+
     def has(self, kind: str) -> bool:
         return kind in self._index.by_kind
 

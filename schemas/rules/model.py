@@ -40,6 +40,7 @@ _FORBIDDEN_HEADERS = {
     "proxy-authorization",
 }
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+# Fragment fields: the item the slot recommends from, else the one the user looks at (viewed last).
 FRAGMENT_FIELDS = ("item", "category")
 
 TOP_KEYS = ("version", "segments", "fragments", "experiments", "slots")

@@ -31,7 +31,7 @@ locals {
     PZ_REDIS_URL            = var.redis_url
     PZ_PARTITIONS           = tostring(var.partitions)
     PZ_SNAPSHOT_INTERVAL_S  = tostring(var.snapshot_interval_s)
-    PZ_RULES_VERSION        = var.rules_version
+    PZ_RULES_FILE           = var.rules_file == "" ? "" : "/etc/pz/rules/rules.yaml"
     PZ_SIGNING_ALG          = var.signing.algorithm
     PZ_SIGNING_KEY_ID       = var.signing.key_id
     PZ_AGGREGATOR_STATE_DIR = "/var/lib/pz"
@@ -52,6 +52,17 @@ resource "kubernetes_config_map_v1" "edge" {
     labels    = local.labels
   }
   data = local.edge_env
+}
+
+# The rules, as a file the aggregator watches: a changed ConfigMap reaches the pods' volume within
+# the kubelet's sync period and the aggregator publishes it without a restart.
+resource "kubernetes_config_map_v1" "rules" {
+  metadata {
+    name      = "pz-rules"
+    namespace = kubernetes_namespace_v1.pz.metadata[0].name
+    labels    = local.labels
+  }
+  data = { "rules.yaml" = var.rules_file == "" ? "" : file(var.rules_file) }
 }
 
 resource "kubernetes_config_map_v1" "aggregator" {
@@ -128,10 +139,21 @@ resource "kubernetes_deployment_v1" "aggregator" {
             name       = "state"
             mount_path = "/var/lib/pz"
           }
+          volume_mount {
+            name       = "rules"
+            mount_path = "/etc/pz/rules"
+            read_only  = true
+          }
         }
         volume {
           name = "state"
           empty_dir {}
+        }
+        volume {
+          name = "rules"
+          config_map {
+            name = kubernetes_config_map_v1.rules.metadata[0].name
+          }
         }
       }
     }

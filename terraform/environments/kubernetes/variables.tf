@@ -140,8 +140,8 @@ variable "snapshot_interval_s" {
   default     = 30
 }
 
-variable "rules_version" {
-  description = "The rules version stamped on every snapshot."
+variable "rules_file" {
+  description = "The rules file the aggregator publishes (shipped in a ConfigMap); empty: the built-in rules."
   type        = string
-  default     = "builtin-1"
+  default     = ""
 }

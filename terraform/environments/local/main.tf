@@ -41,7 +41,7 @@ module "aggregator" {
   partitions          = var.partitions
   redis_url           = local.redis_url
   snapshot_interval_s = var.snapshot_interval_s
-  rules_version       = var.rules_version
+  rules_file          = var.rules_file != "" ? abspath(var.rules_file) : abspath("${path.module}/../../../pz/demo_shop/rules.yaml")
   signing             = local.signing
   config              = { PZ_SESSION_TIMEOUT_MS = "6000" } # a tansu group join takes half of it
   state_dir           = local.state_dir

@@ -48,10 +48,10 @@ variable "release" {
   default = { version = "v1" }
 }
 
-variable "rules_version" {
-  description = "The rules version the aggregator publishes."
+variable "rules_file" {
+  description = "The rules the aggregator publishes (empty: the demo shop's, pz/demo_shop/rules.yaml)."
   type        = string
-  default     = "builtin-1"
+  default     = ""
 }
 
 variable "wave_size" {

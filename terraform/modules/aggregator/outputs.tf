@@ -14,6 +14,6 @@ output "partitions" {
 }
 
 output "rules_version" {
-  description = "The rules version the aggregator stamps on snapshots."
-  value       = var.rules_version
+  description = "The rules version the aggregator stamps on snapshots (the rules file's own)."
+  value       = local.rules_version
 }

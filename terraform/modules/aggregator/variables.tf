@@ -64,13 +64,17 @@ variable "snapshot_interval_s" {
   }
 }
 
-variable "rules_version" {
-  description = "The rules version stamped on every snapshot; edges report it and rollout gates check it."
+variable "rules_file" {
+  description = "The rules file (YAML, see schemas/rules) the aggregator publishes in its snapshots; empty: the built-in rules. It is linted and copied into the aggregator's state on apply, so editing it changes nothing until then."
   type        = string
-  default     = "builtin-1"
+  default     = ""
   validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", var.rules_version))
-    error_message = "rules_version must be 1 to 64 letters, digits, dots, dashes or underscores."
+    condition     = var.rules_file == "" || fileexists(var.rules_file)
+    error_message = "rules_file does not exist."
+  }
+  validation {
+    condition     = var.rules_file == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", tostring(yamldecode(file(var.rules_file)).version)))
+    error_message = "the rules file must declare its version (version: r2): rollout gates check that edges serve it."
   }
 }
 

@@ -7,7 +7,7 @@ variables {
   kafka_bootstrap = "127.0.0.1:9092"
   partitions      = 8
   redis_url       = "redis://127.0.0.1:6379/0"
-  rules_version   = "r5"
+  rules_file      = "tests/rules-r5.yaml"
   signing         = { algorithm = "ed25519", key_id = "k1", secret_env = "PZ_AGG_PRIVATE_KEY" }
   state_dir       = "/tmp/pz-tftest"
 }
@@ -27,8 +27,27 @@ run "members_listen_on_consecutive_ports" {
     error_message = "the private key is passed by reference, to the variable ed25519 reads"
   }
   assert {
-    condition     = output.rules_version == "r5" && local.env.PZ_RULES_VERSION == "r5"
-    error_message = "the rules version reaches the aggregator's environment"
+    condition     = output.rules_version == "r5" && endswith(local.env.PZ_RULES_FILE, "/rules/pz-aggregator.yaml")
+    error_message = "the rules file's version is the module's, and members read the module's copy of it"
+  }
+}
+
+run "rules_without_a_version_are_refused" {
+  command = plan
+  variables {
+    rules_file = "tests/rules-unversioned.yaml"
+  }
+  expect_failures = [var.rules_file]
+}
+
+run "no_rules_file_means_the_built_in_rules" {
+  command = plan
+  variables {
+    rules_file = ""
+  }
+  assert {
+    condition     = output.rules_version == "builtin-1" && local.env.PZ_RULES_FILE == ""
+    error_message = "without a rules file the aggregator publishes the built-in rules"
   }
 }
 
