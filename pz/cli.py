@@ -13,9 +13,10 @@ from pz.arguments import port_number as _port
 from pz.arguments import positive_float as _positive_float
 from pz.arguments import positive_int as _positive_int
 from pz.fleet_cli import add_fleet, run_fleet
-from pz.local_stack import LocalStack, stack_options_from_env
+from pz.local_stack import LocalStack, demo_rules_file, stack_options_from_env
 from pz.processes import StackError
 from pz.rules_cli import add_rules, run_rules
+from schemas.rules import RulesInvalid, load_rules_text
 from schemas.settings import ConfigError
 
 
@@ -54,6 +55,19 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=_positive_float,
         default=5.0,
         help="seconds between snapshot builds (default 5)",
+    )
+    up.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help="the rules file the aggregator publishes (default: the demo shop's, pz/demo_shop/rules.yaml); "
+        "edit it while pz runs and the change reaches the edge within seconds",
+    )
+    up.add_argument(
+        "--country",
+        type=_country_code,
+        default="DE",
+        help="the country of visitors when no CDN header says it (default DE: the demo's DACH banner)",
     )
 
 
@@ -143,7 +157,24 @@ def run_snapshot_tool(args: argparse.Namespace) -> int:
     return 0 if args.tool == "inspect" or result["found"] else 3
 
 
+def _country_code(text: str) -> str:
+    if len(text) != 2 or not text.isascii() or not text.isalpha():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a two-letter country code such as DE")
+    return text.upper()
+
+
 def run_up(args: argparse.Namespace) -> int:
+    rules = args.rules or demo_rules_file()
+    try:
+        load_rules_text(rules.read_text())
+    except OSError as exc:
+        print(f"pz up: --rules {rules}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except RulesInvalid as exc:
+        print(f"pz up: --rules {rules} is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {rules}:{problem}", file=sys.stderr)
+        return 1
     options = stack_options_from_env(
         edge_port=args.edge_port,
         shop_port=args.shop_port,
@@ -151,6 +182,8 @@ def run_up(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         state_dir=args.state_dir,
         snapshot_interval_s=args.snapshot_interval,
+        rules_file=rules.resolve(),
+        default_country=args.country,
     )
     stack = LocalStack(options)
     stopping = threading.Event()
@@ -175,6 +208,8 @@ def run_up(args: argparse.Namespace) -> int:
         f"  demo shop (origin)       {stack.shop_url}/\n"
         f"  Kafka                    {stack.kafka_bootstrap}\n"
         f"  Redis                    {stack.redis_url}\n"
+        f"  rules                    {rules} (edit it: changes go live in seconds)\n"
+        f"  visitors' country        {args.country} unless a CF-IPCountry header says otherwise\n"
         f"  logs                     {options.state_dir / 'logs'}/\n"
         f"Press Ctrl-C to stop.",
         flush=True,

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from pz.embedded import create_topics_sync, start_broker, start_redis
@@ -23,6 +24,8 @@ class StackOptions:
     kafka_bootstrap: str | None = None  # None: start the embedded broker
     redis_url: str | None = None  # None: start the embedded Redis server
     with_shop: bool = True
+    rules_file: Path | None = None  # None: the built-in rules (schemas/rules/default_rules.yaml)
+    default_country: str = ""  # the country of visitors when no CDN header says it
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -59,6 +62,8 @@ class LocalStack:
             "PZ_SESSION_TIMEOUT_MS": "6000",  # a tansu group join takes half of it
             "PZ_SNAPSHOT_INTERVAL_S": str(self.options.snapshot_interval_s),
             "PZ_SNAPSHOT_POLL_S": "1",
+            "PZ_RULES_FILE": str(self.options.rules_file or ""),
+            "PZ_DEFAULT_COUNTRY": self.options.default_country,
             **self.options.extra_env,
         }
 
@@ -137,6 +142,11 @@ class LocalStack:
         old = self.processes[name]
         old.stop()
         self.processes[name] = spawn(name, old.argv, old.log_path.parent, old.env)
+
+
+def demo_rules_file() -> Path:
+    """The demo shop's rules, as installed with pz."""
+    return Path(str(resources.files("pz.demo_shop").joinpath("rules.yaml")))
 
 
 def stack_options_from_env(**overrides: object) -> StackOptions:

@@ -8,10 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from pz.embedded import create_topics, start_broker, start_redis
 from pz.local_stack import LocalStack, StackOptions
 from pz.processes import ManagedProcess
+from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
 PARTITIONS = 4
 
@@ -53,3 +55,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

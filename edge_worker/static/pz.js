@@ -56,7 +56,10 @@
       if (!seen[n]) { seen[n] = 1; names.push(n); }
     }
     if (!names.length) return Promise.resolve(null);
-    return w.fetch(base + "/pz/decide?slots=" + encodeURIComponent(names.join(",")), {credentials: "same-origin"})
+    var q = "?slots=" + encodeURIComponent(names.join(",")) + "&path=" +
+      encodeURIComponent((w.location.pathname + w.location.search).slice(0, 1024));
+    if (d.referrer) q += "&ref=" + encodeURIComponent(d.referrer.slice(0, 512));
+    return w.fetch(base + "/pz/decide" + q, {credentials: "same-origin"})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (res) {
         if (!res) return null;

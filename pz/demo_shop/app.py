@@ -80,6 +80,13 @@ async def cart_add(request: Request) -> Response:
     return response
 
 
+async def checkout(request: Request) -> Response:
+    # The order itself is not the demo's subject: the purchase beacon is (pz.js sends it on click).
+    response = HTMLResponse(pages.thanks_page(_variant(request)))
+    response.delete_cookie(_CART_COOKIE)
+    return response
+
+
 async def products_json(request: Request) -> Response:
     return JSONResponse(
         [
@@ -109,6 +116,7 @@ def create_app() -> Starlette:
             Route("/img/{id}.svg", image),
             Route("/cart", cart),
             Route("/cart/add", cart_add, methods=["POST"]),
+            Route("/cart/checkout", checkout, methods=["POST"]),
             Route("/products.json", products_json),
             Route("/shop/healthz", healthz),
             Route("/shop/headers", echo_headers),

@@ -1,4 +1,5 @@
-"""HTML of the demo shop. Every page has a hero slot and a recommendations strip, and loads pz.js."""
+"""HTML of the demo shop. Every page has a banner slot, a hero slot and a recommendations strip, and
+loads pz.js."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ header a{color:#fff;margin-right:14px;text-decoration:none}main{padding:20px}
 .grid,.pz-recs{display:flex;flex-wrap:wrap;gap:12px}.card,.pz-item{width:180px;text-decoration:none;color:#222}
 .card img,.pz-item img{width:180px;height:135px;border-radius:6px}
 .hero{background:#f1faee;padding:16px;border-radius:8px;margin-bottom:16px}
+.pz-banner{background:#ffd166;padding:10px 16px;border-radius:6px;margin:0 0 16px}
+.pz-compact{font-size:14px}.pz-bold{font-size:22px;font-weight:700}
 button{background:#e63946;color:#fff;border:0;padding:10px 16px;border-radius:6px;cursor:pointer}
 """
 
@@ -30,7 +33,8 @@ def _layout(title: str, body: str, body_attrs: str = "", edge_variant: str = "")
         f"<title>{escape(title)} · pz demo shop</title>"
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>'
         f'<body{body_attrs}><header><a href="/"><b>pz shop</b></a>{nav}<a href="/cart">Cart</a></header>'
-        '<main><div class="hero" data-pz-slot="hero"><p>Welcome to the pz demo shop.</p></div>'
+        '<main><div id="banner" data-pz-slot="banner"></div>'
+        '<div class="hero" data-pz-slot="hero"><p>Welcome to the pz demo shop.</p></div>'
         f"{body}"
         "<h2>Recommended for you</h2>"
         '<div class="pz-recs" id="recs" data-pz-slot="recs" data-pz-item-href="/product/{id}" '
@@ -74,7 +78,20 @@ def product_page(p: Product, variant: str = "") -> str:
 
 def cart_page(items: list[Product], variant: str = "") -> str:
     rows = "".join(f"<li>{escape(p.name)} — {p.price}</li>" for p in items) or "<li>Your cart is empty.</li>"
-    return _layout("Cart", f'<h1>Cart</h1><ul id="cart">{rows}</ul>', "", variant)
+    checkout = ""
+    if items:
+        total = sum(p.price_cents for p in items) / 100
+        last = items[-1]
+        checkout = (
+            '<form method="post" action="/cart/checkout"><button type="submit" id="checkout" '
+            f'data-pz-event="purchase" data-pz-item="{last.id}" data-pz-category="{last.category}" '
+            f'data-pz-value="{total:.2f}">Buy now</button></form>'
+        )
+    return _layout("Cart", f'<h1>Cart</h1><ul id="cart">{rows}</ul>{checkout}', "", variant)
+
+
+def thanks_page(variant: str = "") -> str:
+    return _layout("Thank you", "<h1>Thank you for your order!</h1>", "", variant)
 
 
 def not_found_page() -> str:

@@ -40,7 +40,8 @@ _FORBIDDEN_HEADERS = {
     "proxy-authorization",
 }
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-# Fragment fields: the item the slot recommends from, else the one the user looks at (viewed last).
+# Fragment fields: the item the slot recommends from, else the one the user looks at (viewed last);
+# a fragment with fields applies only when there is such an item.
 FRAGMENT_FIELDS = ("item", "category")
 
 TOP_KEYS = ("version", "segments", "fragments", "experiments", "slots")
