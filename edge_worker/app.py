@@ -38,6 +38,7 @@ from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_context import ContextReader, ContextSettings
 from edge_worker.request_metrics import RequestMetrics
+from edge_worker.request_parts import cookie_of, headers_of, query_of
 from edge_worker.rules_state import RulesState
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
@@ -167,14 +168,15 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             if sink.offer(record):  # a full buffer drops exposures before it drops a page
                 metrics.EXPOSURES.labels(exposure.experiment).inc()
 
-    def may_explain(request: Request) -> bool:
+    def may_explain(headers: Mapping[str, str]) -> bool:
         if cfg.debug:
             return True
-        supplied = request.headers.get("authorization", "").removeprefix("Bearer ")
+        supplied = headers.get("authorization", "").removeprefix("Bearer ")
         return bool(cfg.admin_token) and hmac.compare_digest(supplied.encode(), cfg.admin_token.encode())
 
     async def decide_endpoint(request: Request) -> Response:
-        params = request.query_params
+        params = query_of(request.scope)
+        headers = headers_of(request.scope)
         requested = params.get("slots", "hero,recs")
         slots = [s for s in requested.split(",") if s]
         malformed = [s for s in slots if not _SLOT_NAME.match(s)]
@@ -188,13 +190,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 {"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400
             )
         explain = params.get("explain") == "1"
-        if explain and not may_explain(request):
+        if explain and not may_explain(headers):
             reason = "explanations need Authorization: Bearer PZ_ADMIN_TOKEN (or PZ_DEBUG=true)"
             return JSONResponse({"error": "forbidden", "field": "explain", "reason": reason}, status_code=403)
-        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        identity = signer.identify(cookie_of(headers, cfg.cookie_name))
         started = time.perf_counter()
         page, referrer = params.get("path", "/"), params.get("ref", "")
-        program, facts, catalog, decision = page_decision(identity, request.headers, page, referrer, slots)
+        program, facts, catalog, decision = page_decision(identity, headers, page, referrer, slots)
         add_tokens(decision, attribution, variant_of(decision))
         metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
         body: dict[str, Any] = {

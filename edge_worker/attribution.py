@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _TAG_BYTES = 12
+_ISSUED_LIMIT = 100_000
 MAX_TOKEN_CHARS = 512
 
 
@@ -36,13 +37,23 @@ class Credit:
 class AttributionSigner:
     def __init__(self, secret: bytes) -> None:
         self._key = hashlib.sha256(b"pz-attribution\0" + secret).digest()  # not the cookie key itself
+        self._issued: dict[tuple[str, str, str, str], str] = {}
 
     def _tag(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_TAG_BYTES]
 
     def token(self, slot: str, rule: str, variant: str, item: str) -> str:
-        body = "\x1f".join((slot, rule, variant, item)).encode()
-        return f"{_b64(body)}.{_b64(self._tag(body))}"
+        # A token names no user, so the same item in the same slot gets the same one for everyone:
+        # remembered instead of signed again on every page.
+        key = (slot, rule, variant, item)
+        found = self._issued.get(key)
+        if found is None:
+            body = "\x1f".join(key).encode()
+            found = f"{_b64(body)}.{_b64(self._tag(body))}"
+            if len(self._issued) >= _ISSUED_LIMIT:
+                self._issued.clear()
+            self._issued[key] = found
+        return found
 
     def verify(self, token: str) -> Credit | None:
         if len(token) > MAX_TOKEN_CHARS or token.count(".") != 1:

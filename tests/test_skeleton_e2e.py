@@ -36,12 +36,12 @@ def test_three_views_of_a_product_turn_recommendations_to_similar_items(stack: L
             assert view(other, item, "watches" if item < "p0100" else "mugs").status_code == 202
     with httpx.Client(base_url=stack.edge_url, timeout=5) as shopper:
         first = recs(shopper)
-        assert first["rule"] == "popular"
+        assert first["rule"] in ("popular", "default")  # default: nothing is popular in a snapshot yet
         assert "pz_uid" in shopper.cookies  # the edge set the signed identity cookie
         for _ in range(2):
             assert view(shopper, "p0084", "watches").status_code == 202
         time.sleep(0.5)
-        assert recs(shopper)["rule"] == "popular"  # two views are not enough
+        assert recs(shopper)["rule"] in ("popular", "default")  # two views are not enough
         assert view(shopper, "p0084", "watches").status_code == 202
         third_view_at = time.perf_counter()
         deadline = third_view_at + 10
@@ -61,7 +61,7 @@ def test_three_views_of_a_product_turn_recommendations_to_similar_items(stack: L
         ids = [i["id"] for i in decision["items"]]  # type: ignore[attr-defined]
         assert ids[:3] == ["p0082", "p0081", "p0083"] and "p0084" not in ids
     with httpx.Client(base_url=stack.edge_url, timeout=5) as stranger:
-        assert recs(stranger)["rule"] == "popular"  # another user is not affected
+        assert recs(stranger)["rule"] == "popular"  # another user is not affected (and popularity is in)
 
 
 @pytest.mark.parametrize(

@@ -337,11 +337,24 @@ class CompiledAction:
                 if focus is None:
                     return None
                 picked = Picked([], focus.item, focus.category)
-            out["html"] = self.parts.format(item=escape(picked.based_on), category=escape(picked.category))
+            out["html"] = self.parts.format(
+                item=_escaped(picked.based_on), category=_escaped(picked.category)
+            )
         return out
 
 
 _NONE: frozenset[str] = frozenset()
+_ESCAPED: dict[str, str] = {}
+
+
+def _escaped(text: str) -> str:
+    """html.escape, remembered: item ids and categories repeat on every page."""
+    found = _ESCAPED.get(text)
+    if found is None:
+        if len(_ESCAPED) >= 65_536:
+            _ESCAPED.clear()
+        found = _ESCAPED[text] = escape(text)
+    return found
 
 
 # --- experiments --------------------------------------------------------------------------------

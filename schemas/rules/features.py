@@ -16,7 +16,7 @@ NEVER_S = 10 * 365 * 86_400  # since_last() of something that never happened
 
 
 class ProfileIndex:
-    __slots__ = ("times", "last", "by_kind", "ascending")
+    __slots__ = ("times", "last", "by_kind", "ascending", "focus")
 
     def __init__(self, items: tuple[ItemHistory, ...]) -> None:
         by_kind: dict[str, list[ItemHistory]] = {}
@@ -32,6 +32,9 @@ class ProfileIndex:
         self.by_kind = {kind: tuple(h) for kind, h in by_kind.items()}  # newest first, as in the profile
         # kind -> per item (in by_kind's order), its times ascending: counts by binary search
         self.ascending = {kind: [tuple(reversed(h.times_s)) for h in hs] for kind, hs in by_kind.items()}
+        views = self.by_kind.get("view", ())
+        # The item the user looks at: viewed last, and of those viewed in that second, viewed most.
+        self.focus = max(views, key=lambda h: (h.times_s[0], len(h.times_s))) if views else None
 
 
 _NO_ITEMS = ProfileIndex(())
@@ -101,10 +104,8 @@ class Facts:
         return found
 
     def focus_item(self) -> ItemHistory | None:
-        """The item the user is looking at: viewed last, and of those viewed in that same second,
-        viewed most (the fields of a fragment that recommends nothing)."""
-        views = self._index.by_kind.get("view", ())
-        return max(views, key=lambda h: (h.times_s[0], len(h.times_s))) if views else None
+        """The item the user is looking at (the fields of a fragment that recommends nothing)."""
+        return self._index.focus
 
     def has(self, kind: str) -> bool:
         return kind in self._index.by_kind

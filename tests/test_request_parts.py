@@ -1,0 +1,38 @@
+"""Query strings, headers and cookies read from the ASGI scope, as the decision path reads them."""
+
+from __future__ import annotations
+
+from edge_worker.request_context import ContextReader, ContextSettings
+from edge_worker.request_parts import cookie_of, headers_of, query_of
+
+
+def test_query_takes_the_first_value_and_keeps_blank_ones() -> None:
+    scope = {"query_string": b"slots=hero,recs&path=%2Fa%3Fb%3D1&slots=x&explain="}
+    assert query_of(scope) == {"slots": "hero,recs", "path": "/a?b=1", "explain": ""}
+    assert query_of(scope) is query_of(scope)  # parsed once
+
+
+def test_cookies_are_read_leniently_like_starlette_does() -> None:
+    headers = headers_of(
+        {"headers": [(b"cookie", b'_ga=GA1.2.3; weird="a b; pz_uid=abc.def'), (b"x-a", b"1")]}
+    )
+    assert headers["x-a"] == "1"
+    assert cookie_of(headers, "pz_uid") == "abc.def"  # a malformed neighbour does not hide it
+    assert cookie_of({}, "pz_uid") is None
+
+
+def test_context_reads_only_what_the_rules_use() -> None:
+    reader = ContextReader(
+        ContextSettings(country_header="x-country", default_country="DE", timezone="Europe/Berlin")
+    )
+    headers = {"x-country": "ch", "user-agent": "Mozilla/5.0 (Linux; Android 14) Mobile"}
+    page = "/sale/shoes?utm_source=news&utm_campaign=spring"
+    context = reader.read(
+        frozenset({"country", "device", "path", "utm_campaign", "hour"}), headers, page, "", 0
+    )
+    assert context["country"] == "CH" and context["device"] == "mobile" and context["path"] == "/sale/shoes"
+    assert context["utm_campaign"] == "spring" and context["hour"] == 1  # midnight UTC is 1:00 in Berlin
+    assert reader.read(frozenset({"country"}), {"x-country": "Germany"}, "/", "", 0) == {"country": "DE"}
+    assert reader.read(frozenset(), headers, page, "", 0) == {}
+    ref = reader.read(frozenset({"referrer"}), {}, "/", "https://www.google.com/search?q=x", 0)
+    assert ref == {"referrer": "www.google.com"}
