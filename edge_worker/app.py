@@ -140,7 +140,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     def page_decision(
         identity: Identity, headers: Mapping[str, str], page: str, referrer: str, slots: Sequence[str]
     ) -> tuple[Program, Facts, Any, dict[str, Any]]:
-        """One page's decision from memory: the profile is read once for every slot."""
+        """One page's decision from memory: the profile is read once for every slot. Slots still
+        undecided when the decision budget runs out get their defaults."""
+        started = time.perf_counter()
         program = rules.program
         now_s = time.time()
         snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
@@ -148,7 +150,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         facts = Facts(store.get(identity.key), context, int(now_s), identity.key)
         catalog = snapshot if snapshot is not None else EmptyCatalog()
         exposures: list[Exposure] = []
-        decision = program.decide(facts, catalog, slots, exposures)
+        decision = program.decide(facts, catalog, slots, exposures, started + cfg.decision_budget_s)
+        if time.perf_counter() - started > cfg.decision_budget_s:
+            metrics.DECISIONS_OVER_BUDGET.inc()
         if exposures:
             log_exposures(exposures, identity.key, page, int(now_s * 1000))
         return program, facts, catalog, decision
@@ -274,16 +278,11 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             )
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         # Decided once per request, from memory: the same decision fills the page and the headers.
-        started = time.perf_counter()
         page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         referrer = request.headers.get("referer", "")
         program, facts, _, decision = page_decision(
             identity, request.headers, page, referrer, list(rules.program.slots)
         )
-        if time.perf_counter() - started > cfg.decision_budget_s:
-            # Too late to be worth the wait it caused: the page keeps the origin's own content.
-            metrics.DECISIONS_OVER_BUDGET.inc()
-            decision = {}
         segments = program.segments_of(facts) if cfg.header_names.segments else []
         headers = origin_headers(cfg.header_names, segments, decision, cfg.buckets)
 

@@ -4,6 +4,7 @@ explanations; every example file lints clean and decides."""
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -420,3 +421,17 @@ def test_generated_decisions_match_the_explained_ones(
     report = program.explain(Facts(profile, context, NOW, key), Catalog, list(program.slots))
     for slot, chosen in decision.items():
         assert report["slots"][slot]["chosen"] == chosen["rule"], (slot, report["slots"][slot])
+
+
+def test_slots_left_when_the_budget_runs_out_get_their_defaults() -> None:
+    program = rules(BRIEF)
+    watched = facts(views("p1", 5, 50, 90))
+    on_time = program.decide(watched, Catalog, ["hero", "recs"], deadline=time.perf_counter() + 60)
+    assert on_time["hero"]["html"] == "<p>More like <b>p1</b> in shoes</p>"
+    late = program.decide(watched, Catalog, ["hero", "recs"], deadline=time.perf_counter() - 1)
+    assert late["hero"] == {"rule": "default", "fragment": "hero_welcome", "html": "<p>Welcome</p>"}
+    assert late["recs"]["rule"] == "default" and [i["id"] for i in late["recs"]["items"]] == [
+        "p9",
+        "p8",
+        "p7",
+    ]

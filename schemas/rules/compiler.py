@@ -8,6 +8,7 @@ computed once. `explain` walks the same closures and says why each rule did or d
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -525,15 +526,24 @@ class Program:
         return theirs + [s for s in own if s not in theirs]
 
     def decide(
-        self, f: Facts, catalog: Catalog, slots: Sequence[str], exposures: list[Exposure] | None = None
+        self,
+        f: Facts,
+        catalog: Catalog,
+        slots: Sequence[str],
+        exposures: list[Exposure] | None = None,
+        deadline: float = 0.0,
     ) -> dict[str, Any]:
-        """Each requested slot of these rules, decided; slots the rules do not have are left out."""
+        """Each requested slot of these rules, decided; slots the rules do not have are left out.
+        Past `deadline` (a time.perf_counter() value; 0: none) the remaining slots get their defaults."""
         decision: dict[str, Any] = {}
         for slot_name in slots:
             decide_slot = self._slot_fns.get(slot_name)
             if decide_slot is None:
                 continue
             try:
+                if deadline and time.perf_counter() > deadline:
+                    decision[slot_name] = self.slots[slot_name].default.run(f, catalog) or _DEFAULT
+                    continue
                 decision[slot_name] = decide_slot(f, catalog, exposures)
             except Exception as exc:  # noqa: BLE001 - a broken rule costs its slot the default, never the page
                 if self._on_error is not None:
