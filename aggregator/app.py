@@ -18,12 +18,13 @@ from starlette.routing import Route
 from aggregator.config import AggregatorConfig
 from aggregator.delta_relay import DeltaRelay
 from aggregator.pipeline import Pipeline
+from aggregator.rules_publisher import RulesPublisher
 from aggregator.rules_source import RulesSource
 from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import StateStore
 from schemas.bounded_body import read_bounded
 from schemas.delta_codec import frame_batches
-from schemas.rules import MAX_RULES_BYTES, RulesInvalid
+from schemas.rules import MAX_RULES_BYTES, RuleSet, RulesInvalid
 from schemas.settings import is_dev_key
 from schemas.signing import verifier_for
 from schemas.topics import EVENT_TOPICS
@@ -55,10 +56,14 @@ async def _partition_count(bootstrap: str) -> int:
 
 def create_app(config: AggregatorConfig | None = None) -> Starlette:
     cfg = config or AggregatorConfig.from_env()
-    # A new rule set goes out at once in a fresh snapshot, not at the next scheduled one.
-    rules = RulesSource(
-        cfg.rules_file, cfg.snapshot_dir, cfg.rules_poll_s, lambda _: app.state.snapshots.build()
-    )
+    publisher = RulesPublisher(cfg.kafka_bootstrap, cfg.signing_key)
+
+    async def publish(accepted: RuleSet) -> None:
+        # A new rule set goes out at once: on pz.rules, and in a fresh snapshot.
+        await publisher.publish(accepted)
+        await app.state.snapshots.build()
+
+    rules = RulesSource(cfg.rules_file, cfg.snapshot_dir, cfg.rules_poll_s, publish)
     rules.load_initial()  # invalid rules and nothing to fall back on: refuse to start, with the problems
 
     @contextlib.asynccontextmanager
@@ -78,6 +83,8 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         app.state.relay = relay
         await pipeline.start()
         await builder.start()
+        await publisher.start()
+        await publisher.publish(rules.current)  # edges that are up learn the rules in force now
         await rules.start()
         await relay.start()
         log.info("aggregator started", extra={"port": cfg.http_port})
@@ -86,6 +93,7 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         finally:
             await relay.stop()
             await rules.stop()
+            await publisher.stop()
             await builder.stop()
             await pipeline.stop()
             await client.aclose()

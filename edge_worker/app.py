@@ -77,7 +77,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     cfg = config or EdgeConfig.from_env()
     signer = CookieSigner(cfg.cookie_secret)
     attribution = AttributionSigner(cfg.cookie_secret)
-    rules = RulesState()
+    rules = RulesState({cfg.signing_key.key_id: cfg.signing_key})
     contexts = ContextReader(ContextSettings(cfg.country_header, cfg.default_country, cfg.site_timezone))
     pz_js = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
     pz_js_hash = hashlib.sha256(pz_js).hexdigest()[:16]
@@ -100,7 +100,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     if cfg.delta_transport == "http":
         deltas = HttpDeltaSync(store, cfg.aggregator_url, applier)
     else:
-        deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.fetch_max_wait_ms, applier)
+        deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.fetch_max_wait_ms, applier, rules.apply_update)
     metrics.OVERLAY_USERS.set_function(lambda: store.overlay_size)
     metrics.SNAPSHOT_AGE_SECONDS.set_function(
         lambda: time.time() - store.snapshot.created_ms / 1000 if store.snapshot is not None else -1

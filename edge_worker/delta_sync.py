@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -16,15 +17,21 @@ from edge_worker.backoff import Backoff
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.profile_store import ProfileStore
 from edge_worker.tasks import cancel_and_wait
-from schemas.topics import DELTAS_TOPIC
+from schemas.topics import DELTAS_TOPIC, RULES_TOPIC
 
 log = logging.getLogger("pz.edge.deltas")
 
 
 class DeltaSync:
     def __init__(
-        self, store: ProfileStore, bootstrap: str, fetch_max_wait_ms: int, applier: DeltaApplier
+        self,
+        store: ProfileStore,
+        bootstrap: str,
+        fetch_max_wait_ms: int,
+        applier: DeltaApplier,
+        on_rules: Callable[[bytes], None] | None = None,
     ) -> None:
+        self._on_rules = on_rules
         self._store = store
         self._bootstrap = bootstrap
         self._fetch_max_wait_ms = fetch_max_wait_ms
@@ -54,8 +61,11 @@ class DeltaSync:
                     await consumer.stop()
                     raise KafkaError(f"topic {DELTAS_TOPIC} not found")
                 tps = [TopicPartition(DELTAS_TOPIC, p) for p in sorted(partitions)]
-                consumer.assign(tps)
+                rules = [TopicPartition(RULES_TOPIC, 0)] if consumer.partitions_for_topic(RULES_TOPIC) else []
+                consumer.assign(tps + rules)
                 await self._seek(consumer, tps)
+                if rules:  # rare and small: read them all, the newest published wins
+                    await consumer.seek_to_beginning(rules[0])
                 return consumer
             except KafkaError as exc:
                 await consumer.stop()
@@ -77,7 +87,12 @@ class DeltaSync:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-                for records in batches.values():
+                for tp, records in batches.items():
+                    if tp.topic == RULES_TOPIC:
+                        for record in records:
+                            if self._on_rules is not None:
+                                self._on_rules(record.value)
+                        continue
                     for record in records:
                         self._applier.apply(record.value)
         finally:

@@ -435,3 +435,33 @@ def test_slots_left_when_the_budget_runs_out_get_their_defaults() -> None:
         "p8",
         "p7",
     ]
+
+
+# --- rules updates on their own channel -----------------------------------------------------------
+
+
+def test_the_newest_published_rules_win_whichever_way_they_arrive() -> None:
+    from edge_worker.rules_state import RulesState
+    from schemas.rules.channel import seal_rules
+    from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET
+    from schemas.signing import SigningKey
+    from schemas.snapshot_codec import SnapshotContent, SnapshotReader, encode_snapshot
+
+    key = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+    state = RulesState({key.key_id: key})
+    assert state.program.version == "builtin-1"
+    v2 = load_rules_text("version: v2\nslots: {hero: {}}")
+    state.apply_update(seal_rules(v2, 2_000, key))
+    assert state.program.version == "v2"
+    v1 = load_rules_text("version: v1\nslots: {hero: {}}")
+    older = SnapshotReader(encode_snapshot(SnapshotContent("s", 1_000, {}, (), {}, (), "v1", v1.to_json())))
+    state.install(older)  # built before v2 was published: ignored
+    assert state.program.version == "v2"
+    state.apply_update(seal_rules(v1, 1_500, key))  # a late copy of older rules: ignored
+    assert state.program.version == "v2"
+    forged = SigningKey(DEV_SIGNING_KEY_ID, b"not the secret")
+    state.apply_update(seal_rules(v1, 9_000, forged))  # does not verify: refused
+    assert state.program.version == "v2"
+    newer = SnapshotReader(encode_snapshot(SnapshotContent("s", 3_000, {}, (), {}, (), "v1", v1.to_json())))
+    state.install(newer)
+    assert state.program.version == "v1"

@@ -68,7 +68,8 @@ def rules_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
             state_dir=state,
             snapshot_interval_s=30.0,  # rules changes must not wait for the schedule
             rules_file=rules,
-            extra_env={"PZ_ADMIN_TOKEN": TOKEN, "PZ_RULES_POLL_S": "0.2", "PZ_SNAPSHOT_POLL_S": "0.2"},
+            # Edges poll snapshots every 30 s here: rules changes must come through pz.rules.
+            extra_env={"PZ_ADMIN_TOKEN": TOKEN, "PZ_RULES_POLL_S": "0.2", "PZ_SNAPSHOT_POLL_S": "30"},
         )
     )
     local.up()
@@ -178,7 +179,7 @@ def test_a_changed_file_goes_live_and_an_invalid_one_is_refused(rules_stack: tup
     stack, rules = rules_stack
     aggregator_pid = stack.processes["aggregator"].pid
     rules.write_text(RULES_V1.replace("version: v1", "version: v2").replace("welcome v1", "welcome v2"))
-    wait_for_version(stack.edge_url, "v2")
+    wait_for_version(stack.edge_url, "v2", timeout_s=5)  # well before the next snapshot poll
     assert decide(stack.edge_url)["slots"]["hero"]["html"] == "<p>welcome v2</p>"
     assert stack.processes["aggregator"].pid == aggregator_pid  # no restart
 
