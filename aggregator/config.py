@@ -41,6 +41,7 @@ class AggregatorConfig:
     relay_batches: int = 10_000  # recent delta batches held per partition for HTTP sync
     rules_file: Path | None = None  # YAML (schemas/rules); None: the built-in default rules
     rules_poll_s: float = 1.0  # how often the rules file is checked for changes
+    inventory_file: Path | None = None  # {"out_of_stock": [...]}, read at every snapshot build if changed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -74,4 +75,7 @@ class AggregatorConfig:
             relay_batches=env_int(e, "PZ_RELAY_BATCHES", d.relay_batches, minimum=1, maximum=10_000_000),
             rules_file=Path(env_str(e, "PZ_RULES_FILE", "")) if env_str(e, "PZ_RULES_FILE", "") else None,
             rules_poll_s=env_float(e, "PZ_RULES_POLL_S", d.rules_poll_s, minimum=0.05),
+            inventory_file=Path(env_str(e, "PZ_INVENTORY_FILE", ""))
+            if env_str(e, "PZ_INVENTORY_FILE", "")
+            else None,
         )

@@ -18,3 +18,4 @@ SNAPSHOT_USERS = Gauge("pz_aggregator_snapshot_users", "Users in the latest snap
 ASSIGNED_PARTITIONS = Gauge("pz_aggregator_assigned_partitions", "Partitions this member owns")
 RULES_INFO = Gauge("pz_aggregator_rules_info", "The rules in force (value 1)", ["version", "origin"])
 RULES_REJECTED = Counter("pz_aggregator_rules_rejected_total", "Rules refused as invalid", ["source"])
+INVENTORY_REJECTED = Counter("pz_aggregator_inventory_rejected_total", "Inventory files refused as invalid")

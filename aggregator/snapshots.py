@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
+from aggregator.inventory import Inventory
 from aggregator.item_history import to_profile
 from aggregator.state_store import StateStore
 from aggregator.tasks import cancel_and_wait
@@ -42,6 +43,7 @@ class SnapshotBuilder:
     ) -> None:
         self._config = config
         self._rules = rules
+        self._inventory = Inventory(config.inventory_file)
         self._store = store
         self._partitions = partitions
         self._lock = asyncio.Lock()
@@ -93,6 +95,7 @@ class SnapshotBuilder:
                 users=users,
                 rules_version=rules.version,
                 rules_json=rules.to_json(),
+                out_of_stock=self._inventory.refresh(),
             )
             # Encoding is CPU work: off the event loop so consuming goes on meanwhile.
             sealed = await asyncio.to_thread(lambda: seal(encode_snapshot(content), self._config.signing_key))

@@ -12,6 +12,7 @@ from types import FrameType
 from pz.arguments import port_number as _port
 from pz.arguments import positive_float as _positive_float
 from pz.arguments import positive_int as _positive_int
+from pz.demo_shop.catalog import write_inventory
 from pz.fleet_cli import add_fleet, run_fleet
 from pz.local_stack import LocalStack, demo_rules_file, stack_options_from_env
 from pz.processes import StackError
@@ -184,6 +185,7 @@ def run_up(args: argparse.Namespace) -> int:
         snapshot_interval_s=args.snapshot_interval,
         rules_file=rules.resolve(),
         default_country=args.country,
+        inventory_file=write_inventory(args.state_dir.resolve() / "inventory.json"),
     )
     stack = LocalStack(options)
     stopping = threading.Event()

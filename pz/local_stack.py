@@ -25,6 +25,7 @@ class StackOptions:
     redis_url: str | None = None  # None: start the embedded Redis server
     with_shop: bool = True
     rules_file: Path | None = None  # None: the built-in rules (schemas/rules/default_rules.yaml)
+    inventory_file: Path | None = None  # what is sold out (the demo shop writes one)
     default_country: str = ""  # the country of visitors when no CDN header says it
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -63,6 +64,7 @@ class LocalStack:
             "PZ_SNAPSHOT_INTERVAL_S": str(self.options.snapshot_interval_s),
             "PZ_SNAPSHOT_POLL_S": "1",
             "PZ_RULES_FILE": str(self.options.rules_file or ""),
+            "PZ_INVENTORY_FILE": str(self.options.inventory_file or ""),
             "PZ_DEFAULT_COUNTRY": self.options.default_country,
             **self.options.extra_env,
         }

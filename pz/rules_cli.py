@@ -114,6 +114,7 @@ class _Catalog:
         self.popular_by_category = {
             str(c): [str(i) for i in v] for c, v in data.get("popular_by_category", {}).items()
         }
+        self.out_of_stock = frozenset(str(i) for i in data.get("out_of_stock", []))
 
 
 def run_test(args: argparse.Namespace) -> int:

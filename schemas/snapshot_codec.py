@@ -6,7 +6,7 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +38,7 @@ class SnapshotContent:
     users: Sequence[Profile]
     rules_version: str = ""
     rules_json: bytes = b""
+    out_of_stock: Collection[str] = ()
 
 
 def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
@@ -119,12 +120,14 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     snapshot_id = builder.CreateString(content.snapshot_id)
     rules_version = builder.CreateString(content.rules_version)
     rules_json = builder.CreateByteVector(content.rules_json)
+    out_of_stock = _strings(builder, sorted(content.out_of_stock))
     fb.SnapshotStart(builder)
     fb.SnapshotAddFormatVersion(builder, SNAPSHOT_FORMAT_VERSION)
     fb.SnapshotAddId(builder, snapshot_id)
     fb.SnapshotAddCreatedMs(builder, content.created_ms)
     fb.SnapshotAddRulesVersion(builder, rules_version)
     fb.SnapshotAddRules(builder, rules_json)
+    fb.SnapshotAddOutOfStock(builder, out_of_stock)
     fb.SnapshotAddPositions(builder, positions_vec)
     fb.SnapshotAddPopular(builder, popular_vec)
     fb.SnapshotAddCategories(builder, categories_vec)
@@ -177,6 +180,7 @@ class SnapshotReader:
         "created_ms",
         "rules_version",
         "rules_json",
+        "out_of_stock",
         "positions",
         "popular",
         "popular_by_category",
@@ -202,6 +206,7 @@ class SnapshotReader:
             self.created_ms = root.CreatedMs()
             self.rules_version = (root.RulesVersion() or b"").decode()
             self.rules_json = bytes(_vector(buf, tab, _RULES, "B"))
+            self.out_of_stock = frozenset(root.OutOfStock(i).decode() for i in range(root.OutOfStockLength()))
             categories = [
                 c.decode() for c in (root.CategoryNames(i) for i in range(root.CategoryNamesLength()))
             ]

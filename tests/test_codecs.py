@@ -72,10 +72,11 @@ def test_snapshot_finds_users_by_binary_search_in_place() -> None:
         users,
         "rules-7",
         b'{"r":1}',
+        ("p9", "p2"),
     )
     reader = SnapshotReader(open_sealed(seal(encode_snapshot(content), KEY), KEYS))
     assert reader.snapshot_id == "s1" and reader.user_count == 4 and reader.rules_version == "rules-7"
-    assert reader.rules_json == b'{"r":1}'
+    assert reader.rules_json == b'{"r":1}' and reader.out_of_stock == {"p2", "p9"}
     assert reader.positions == {0: PartitionPosition(4, 17)}
     assert reader.popular_by_category == {"shoes": ("p1", "p2")}
     for user in users:

@@ -28,6 +28,7 @@ NOW = 1_800_000_000
 class Catalog:
     popular = ("p9", "p8", "p7", "p1")
     popular_by_category = {"shoes": ("p1", "p3", "p4"), "hats": ("p2", "p5")}
+    out_of_stock = frozenset({"p6"})
 
 
 def problems_of(text: str) -> list[str]:
@@ -383,6 +384,10 @@ def test_the_json_schema_knows_exactly_the_keys_the_model_knows() -> None:
     assert set(slot["properties"]) == set(SLOT_KEYS)
     experiment = schema["properties"]["experiments"]["additionalProperties"]
     assert set(experiment["properties"]) == set(EXPERIMENT_KEYS)
+    from schemas.rules.vocabulary import EXCLUDES
+
+    assert defs["rule"]["properties"]["exclude"]["items"]["enum"] == list(EXCLUDES)
+    assert defs["action"]["oneOf"][1]["properties"]["exclude"]["items"]["enum"] == list(EXCLUDES)
 
 
 # --- the generated code and the explanations agree ----------------------------------------------
@@ -465,3 +470,20 @@ def test_the_newest_published_rules_win_whichever_way_they_arrive() -> None:
     newer = SnapshotReader(encode_snapshot(SnapshotContent("s", 3_000, {}, (), {}, (), "v1", v1.to_json())))
     state.install(newer)
     assert state.program.version == "v1"
+
+
+def test_sold_out_items_are_left_out_when_the_rule_says_so() -> None:
+    program = rules(
+        "slots:\n"
+        "  recs:\n"
+        "    default: {recommend: popular(), limit: 3, exclude: [out_of_stock]}\n"
+        "  all:\n"
+        "    default: {recommend: popular(), limit: 3}\n"
+    )
+
+    class Stocked(Catalog):
+        popular = ("p9", "p6", "p8", "p7")
+
+    decision = program.decide(facts(), Stocked, ["recs", "all"])
+    assert [i["id"] for i in decision["recs"]["items"]] == ["p9", "p8", "p7"]
+    assert [i["id"] for i in decision["all"]["items"]] == ["p9", "p6", "p8"]

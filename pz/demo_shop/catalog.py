@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 CATEGORIES = (
     "shoes",
@@ -51,6 +53,10 @@ class Product:
     def price(self) -> str:
         return f"€{self.price_cents // 100}.{self.price_cents % 100:02d}"
 
+    @property
+    def in_stock(self) -> bool:
+        return int(self.id[1:]) % 13 != 0  # every 13th product is sold out
+
 
 @cache
 def products() -> tuple[Product, ...]:
@@ -90,3 +96,11 @@ def svg(product: Product) -> str:
         f'<text x="120" y="160" font-family="sans-serif" font-size="16" text-anchor="middle">{name}</text>'
         "</svg>"
     )
+
+
+def write_inventory(path: Path) -> Path:
+    """The demo's inventory feed for the aggregator (PZ_INVENTORY_FILE): what is sold out."""
+    sold_out = [p.id for p in products() if not p.in_stock]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"out_of_stock": sold_out}))
+    return path

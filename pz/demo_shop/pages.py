@@ -68,10 +68,14 @@ def product_page(p: Product, variant: str = "") -> str:
     body = (
         f'<h1 id="product-name">{escape(p.name)}</h1><img alt="{escape(p.name)}" src="/img/{p.id}.svg">'
         f'<p>{p.price} · <a href="/category/{p.category}">{p.category}</a></p>'
-        f'<form method="post" action="/cart/add"><input type="hidden" name="item" value="{p.id}">'
-        f'<button type="submit" data-pz-event="add_to_cart" data-pz-item="{p.id}" '
-        f'data-pz-category="{p.category}" '
-        f'data-pz-value="{p.price_cents / 100:.2f}">Add to cart</button></form>'
+        + (
+            f'<form method="post" action="/cart/add"><input type="hidden" name="item" value="{p.id}">'
+            f'<button type="submit" data-pz-event="add_to_cart" data-pz-item="{p.id}" '
+            f'data-pz-category="{p.category}" '
+            f'data-pz-value="{p.price_cents / 100:.2f}">Add to cart</button></form>'
+            if p.in_stock
+            else '<p id="sold-out"><b>Sold out</b></p>'
+        )
     )
     return _layout(p.name, body, f' data-pz-item="{p.id}" data-pz-category="{p.category}"', variant)
 

@@ -797,8 +797,28 @@ class Snapshot(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(34))
         return o == 0
 
+    # Snapshot
+    def OutOfStock(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # Snapshot
+    def OutOfStockLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Snapshot
+    def OutOfStockIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
+        return o == 0
+
 def SnapshotStart(builder):
-    builder.StartObject(16)
+    builder.StartObject(17)
 
 def SnapshotAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -877,6 +897,12 @@ def SnapshotAddRules(builder, rules):
 
 def SnapshotStartRulesVector(builder, numElems):
     return builder.StartVector(1, numElems, 1)
+
+def SnapshotAddOutOfStock(builder, outOfStock):
+    builder.PrependUOffsetTRelativeSlot(16, flatbuffers.number_types.UOffsetTFlags.py_type(outOfStock), 0)
+
+def SnapshotStartOutOfStockVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
 
 def SnapshotEnd(builder):
     return builder.EndObject()

@@ -32,10 +32,14 @@ class Catalog(Protocol):
     @property
     def popular_by_category(self) -> Mapping[str, Sequence[str]]: ...
 
+    @property
+    def out_of_stock(self) -> frozenset[str]: ...
+
 
 class EmptyCatalog:
     popular: Sequence[str] = ()
     popular_by_category: Mapping[str, Sequence[str]] = {}
+    out_of_stock: frozenset[str] = frozenset()
 
 
 # --- conditions ---------------------------------------------------------------------------------
@@ -247,8 +251,12 @@ def _strategy(rec: Recommendation) -> Strategy:
     return bought_together
 
 
-def _excluded(f: Facts, exclude: tuple[str, ...]) -> frozenset[str]:
+def _excluded(f: Facts, exclude: tuple[str, ...], catalog: Catalog) -> frozenset[str]:
     items: set[str] = set()
+    if "out_of_stock" in exclude and catalog.out_of_stock:
+        if len(exclude) == 1:
+            return catalog.out_of_stock  # the snapshot's own set: nothing to build
+        items.update(catalog.out_of_stock)
     if "purchased" in exclude and f.has("purchase"):
         items.update([h.item for h in f.items_of("purchase")])
     if "in_cart" in exclude:
@@ -323,7 +331,7 @@ class CompiledAction:
         picked = None
         if self.strategy is not None:
             picked = self.strategy(
-                f, catalog, self.limit, _excluded(f, self.exclude) if self.exclude else _NONE
+                f, catalog, self.limit, _excluded(f, self.exclude, catalog) if self.exclude else _NONE
             )
             if picked is None or not picked.items:
                 return None

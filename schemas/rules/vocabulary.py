@@ -121,7 +121,7 @@ STRATEGIES: dict[str, Function] = {
     )
 }
 
-EXCLUDES = ("purchased", "in_cart", "viewed")
+EXCLUDES = ("purchased", "in_cart", "viewed", "out_of_stock")
 
 
 def unknown_message(kind: str, name: str, known: Collection[str]) -> str:
