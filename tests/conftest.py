@@ -4,8 +4,10 @@ whole local stack for end-to-end tests. Nothing here mocks Kafka or Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
@@ -36,10 +38,10 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         broker.stop()
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@contextlib.contextmanager
+def running_stack(state: Path, **options: Any) -> Iterator[LocalStack]:
     """The whole system as `pz up` runs it, with its own broker and Redis, on OS-chosen ports."""
-    state = Path(tmp_path_factory.mktemp("stack"))
+    defaults: dict[str, Any] = {"snapshot_interval_s": 1.0}
     local = LocalStack(
         StackOptions(
             edge_port=0,
@@ -47,7 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             aggregator_port=0,
             partitions=PARTITIONS,
             state_dir=state,
-            snapshot_interval_s=1.0,
+            **{**defaults, **options},
         )
     )
     local.up()
@@ -55,6 +57,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         yield local
     finally:
         local.down()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with running_stack(Path(tmp_path_factory.mktemp("stack"))) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")

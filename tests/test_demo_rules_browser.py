@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from pz.local_stack import LocalStack, StackOptions, demo_rules_file
+from pz.local_stack import LocalStack, demo_rules_file
 from tests.browser_helpers import open_page
-from tests.conftest import PARTITIONS
+from tests.conftest import running_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(180)]
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -26,23 +26,8 @@ def demo_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
     text = demo_rules_file().read_text()
     assert "since_last(cart) >= 1m" in text
     rules.write_text(text.replace("since_last(cart) >= 1m", "since_last(cart) >= 2s"))
-    local = LocalStack(
-        StackOptions(
-            edge_port=0,
-            shop_port=0,
-            aggregator_port=0,
-            partitions=PARTITIONS,
-            state_dir=state,
-            snapshot_interval_s=1.0,
-            rules_file=rules,
-            default_country="DE",  # as `pz up` runs the demo
-        )
-    )
-    local.up()
-    try:
+    with running_stack(state, rules_file=rules, default_country="DE") as local:  # as `pz up` runs the demo
         yield local
-    finally:
-        local.down()
 
 
 def hero(page: Page) -> str:

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pz.local_stack import LocalStack, StackOptions
+from pz.local_stack import LocalStack
 from schemas.event_codec import decode_event
 from schemas.topics import EXPOSURE_TOPIC
-from tests.conftest import PARTITIONS
+from tests.conftest import running_stack
 from tests.kafka_helpers import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -59,24 +59,14 @@ def rules_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Loca
     state = Path(tmp_path_factory.mktemp("rules-stack"))
     rules = state / "rules.yaml"
     rules.write_text(RULES_V1)
-    local = LocalStack(
-        StackOptions(
-            edge_port=0,
-            shop_port=0,
-            aggregator_port=0,
-            partitions=PARTITIONS,
-            state_dir=state,
-            snapshot_interval_s=30.0,  # rules changes must not wait for the schedule
-            rules_file=rules,
-            # Edges poll snapshots every 30 s here: rules changes must come through pz.rules.
-            extra_env={"PZ_ADMIN_TOKEN": TOKEN, "PZ_RULES_POLL_S": "0.2", "PZ_SNAPSHOT_POLL_S": "30"},
-        )
-    )
-    local.up()
-    try:
+    with running_stack(
+        state,
+        snapshot_interval_s=30.0,  # rules changes must not wait for the schedule
+        rules_file=rules,
+        # Edges poll snapshots every 30 s here: rules changes must come through pz.rules.
+        extra_env={"PZ_ADMIN_TOKEN": TOKEN, "PZ_RULES_POLL_S": "0.2", "PZ_SNAPSHOT_POLL_S": "30"},
+    ) as local:
         yield local, rules
-    finally:
-        local.down()
 
 
 def decide(url: str, slots: str = "hero,banner", headers: dict[str, str] | None = None, **params: str) -> Any:
