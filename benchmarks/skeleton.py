@@ -89,9 +89,29 @@ class _Run:
             await asyncio.sleep(max(_POLL_INTERVAL_S, waited_s / 10))
         self.missed += 1
 
+    async def warm_up(self, client: LoadClient) -> None:
+        """Some popularity first: a rule only applies when it has items to show, and until a snapshot
+        carries popular items a third view could not change the decision."""
+        cookie = self.signer.cookie_value("bench-warm-up")
+        for n in range(20):
+            body = orjson.dumps(
+                {"type": "page_view", "item": f"w{n:02d}", "category": "bench", "ts": int(time.time() * 1000)}
+            )
+            headers = {"Content-Type": "application/json", "Cookie": f"pz_uid={cookie}"}
+            await client.submit(build_request("POST", client.host, "/pz/collect", headers, body))
+        decide = build_request("GET", client.host, "/pz/decide?slots=recs", {})
+        deadline = time.perf_counter() + 30
+        while time.perf_counter() < deadline:
+            result = await client.submit(decide)
+            if result.status == 200 and orjson.loads(result.body)["slots"]["recs"]["rule"] == "popular":
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("no snapshot with popular items within 30 s: is the aggregator up?")
+
     async def drive(self) -> float:
         client = LoadClient(self.edge_url, connections=64)
         try:
+            await self.warm_up(client)
             return await open_loop(
                 self.rate, self.total, lambda i, scheduled: self.view(client, i, scheduled)
             )
@@ -143,7 +163,13 @@ def run_skeleton(rate: float, duration_s: float, quick: bool, json_path: Path | 
     began = started_at()
     with tempfile.TemporaryDirectory(prefix="pz-bench-") as state:
         stack = LocalStack(
-            StackOptions(edge_port=0, aggregator_port=0, with_shop=False, state_dir=Path(state))
+            StackOptions(
+                edge_port=0,
+                aggregator_port=0,
+                with_shop=False,
+                state_dir=Path(state),
+                snapshot_interval_s=1.0,
+            )
         )
         print("starting the stack…", flush=True)
         stack.up()
