@@ -206,6 +206,8 @@ def run_skeleton(rate: float, duration_s: float, quick: bool, json_path: Path | 
         "ratio": {"freshness_p50_over_kafka_round_trip_p50": round(ratio, 2)},
         "env": environment(),
         "started_at": began,
+        "command": f"pz bench skeleton --rate {rate:g} --duration {duration_s:g}",
+        "samples": {"freshness_ms": [round(v, 2) for v in sorted(run.freshness_ms)[:5000]]},
     }
     print_table(
         f"skeleton: {rate:g} events/s offered for {duration_s:g} s",

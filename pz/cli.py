@@ -80,7 +80,17 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument(
         "scenario",
-        choices=["skeleton", "snapshot", "sync", "proxy", "decide"],
+        choices=[
+            "all",
+            "skeleton",
+            "snapshot",
+            "sync",
+            "proxy",
+            "decide",
+            "decide_load",
+            "proxy_load",
+            "collect",
+        ],
         help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups; "
         "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy; "
         "decide: the decision in-process and /pz/decide against a bare route",
@@ -231,6 +241,20 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.scenario == "all":
+        from benchmarks.all import run_all
+
+        return run_all(quick=args.quick)
+    if args.scenario in ("decide_load", "proxy_load", "collect"):
+        from benchmarks import load
+
+        runner = {
+            "decide_load": load.run_decide_load,
+            "proxy_load": load.run_proxy_load,
+            "collect": load.run_collect,
+        }
+        runner[args.scenario](quick=args.quick, json_path=args.json_path)
+        return 0
     if args.scenario == "decide":
         from benchmarks.decide import run_decide
 
