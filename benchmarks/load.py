@@ -211,7 +211,7 @@ def run_collect(quick: bool, json_path: Path | None) -> dict[str, Any]:
         deadline = time.perf_counter() + 30
         while _produced(stack.edge_url) - before < accepted and time.perf_counter() < deadline:
             time.sleep(0.2)  # the sink drains into Kafka after the answers
-        produced = _produced(stack.edge_url) - before
+        produced = int(_produced(stack.edge_url) - before)
         elapsed = time.perf_counter() - started
     result = _result(
         "collect",
