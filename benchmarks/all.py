@@ -21,6 +21,11 @@ from benchmarks.sync import run_sync
 HERE = Path(__file__).resolve().parent
 
 
+def rewrite_report() -> Path:
+    """RESULTS.md again from the JSON in benchmarks/results/, without running anything."""
+    return write_report(HERE / "results", HERE / "RESULTS.md")
+
+
 def run_all(quick: bool, out: Path | None = None) -> int:
     folder = out or (HERE / ("quick" if quick else "results"))
     report = folder / "RESULTS.md" if (quick or out) else HERE / "RESULTS.md"

@@ -166,7 +166,7 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
             Row("highest rate with p99 ≤ 50 ms", _m("max_rate_within_p99_target"), "/s"),
             Row(
                 "accepted → produced to Kafka",
-                lambda r: f"{_m('accepted')(r)} → {_m('produced_to_kafka')(r)}",
+                lambda r: f"{_fmt(_m('accepted')(r))} → {_fmt(_m('produced_to_kafka')(r))}",
                 "",
                 "nothing lost",
                 None,
@@ -197,11 +197,13 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
         "sync — delta batch published → visible at an edge",
         [
             Row(
-                "over Kafka p50 / p99", lambda r: f"{_b('kafka_p50_ms')(r)} / {_b('kafka_p99_ms')(r)}", " ms"
+                "over Kafka p50 / p99",
+                lambda r: f"{_fmt(_b('kafka_p50_ms')(r))} / {_fmt(_b('kafka_p99_ms')(r))}",
+                " ms",
             ),
             Row(
                 "over HTTP p50 / p99",
-                lambda r: f"{_m('http_p50_ms')(r)} / {_m('http_p99_ms')(r)}",
+                lambda r: f"{_fmt(_m('http_p50_ms')(r))} / {_fmt(_m('http_p99_ms')(r))}",
                 " ms",
                 "—",
                 None,
@@ -220,6 +222,8 @@ def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if 0 < abs(value) < 0.01:
+            return f"{value:.2g}{unit}"
         text = f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
         return text.replace(",", " ") + unit
     if isinstance(value, int):

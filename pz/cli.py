@@ -82,6 +82,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "scenario",
         choices=[
             "all",
+            "report",
             "skeleton",
             "snapshot",
             "sync",
@@ -93,7 +94,9 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ],
         help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups; "
         "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy; "
-        "decide: the decision in-process and /pz/decide against a bare route",
+        "decide: the decision in-process and /pz/decide against a bare route; decide_load, proxy_load, "
+        "collect: open-loop rate sweeps; all: every scenario, then benchmarks/RESULTS.md with plots "
+        "(--quick: into benchmarks/quick/); report: RESULTS.md again from benchmarks/results/*.json",
     )
     bench.add_argument("--json", type=Path, dest="json_path", help="write the result as JSON to this path")
     bench.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
@@ -245,6 +248,11 @@ def run_bench(args: argparse.Namespace) -> int:
         from benchmarks.all import run_all
 
         return run_all(quick=args.quick)
+    if args.scenario == "report":
+        from benchmarks.all import rewrite_report
+
+        print(f"wrote {rewrite_report()}")
+        return 0
     if args.scenario in ("decide_load", "proxy_load", "collect"):
         from benchmarks import load
 
