@@ -6,12 +6,17 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from pz.local_stack import LocalStack, StackOptions
 
 _PACKAGES = (
     "pz",
@@ -91,3 +96,25 @@ def write_json(path: Path | None, result: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
         print(f"\nwrote {path}")
+
+
+@contextmanager
+def bench_stack(with_shop: bool) -> Iterator[LocalStack]:
+    """A `pz up`-style stack on free ports in a temporary folder, snapshots every second."""
+    with tempfile.TemporaryDirectory(prefix="pz-bench-") as state:
+        stack = LocalStack(
+            StackOptions(
+                edge_port=0,
+                shop_port=0,
+                aggregator_port=0,
+                with_shop=with_shop,
+                state_dir=Path(state),
+                snapshot_interval_s=1.0,
+            )
+        )
+        print("starting the stack…", flush=True)
+        stack.up()
+        try:
+            yield stack
+        finally:
+            stack.down()

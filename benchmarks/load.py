@@ -5,46 +5,22 @@ injecting proxy against pass-through and the origin alone) and `collect` (beacon
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from benchmarks.common import environment, print_table, started_at, write_json
+from benchmarks.common import bench_stack, environment, print_table, started_at, write_json
 from benchmarks.http_load import build_request
 from benchmarks.sweep import LoadPoint, sweep
 from edge_worker.config import DEV_COOKIE_SECRET
 from edge_worker.identity import CookieSigner
-from pz.local_stack import LocalStack, StackOptions
 from pz.processes import free_port, spawn, wait_for_http
 
 P99_TARGET_MS = 50.0
-
-
-@contextmanager
-def _stack(with_shop: bool) -> Iterator[LocalStack]:
-    with tempfile.TemporaryDirectory(prefix="pz-bench-load-") as state:
-        stack = LocalStack(
-            StackOptions(
-                edge_port=0,
-                shop_port=0,
-                aggregator_port=0,
-                with_shop=with_shop,
-                state_dir=Path(state),
-                snapshot_interval_s=1.0,
-            )
-        )
-        print("starting the stack…", flush=True)
-        stack.up()
-        try:
-            yield stack
-        finally:
-            stack.down()
 
 
 def _cookies(count: int) -> list[str]:
@@ -81,7 +57,7 @@ def run_decide_load(quick: bool, json_path: Path | None) -> dict[str, Any]:
     began = started_at()
     rates = [250, 500, 1000, 2000] if quick else [250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000]
     seconds = 2.0 if quick else 5.0
-    with _stack(with_shop=False) as stack:
+    with bench_stack(with_shop=False) as stack:
         port = free_port()
         bare = spawn(
             "bare", [sys.executable, "-m", "benchmarks.bare_app", str(port)], stack.options.state_dir / "logs"
@@ -136,7 +112,7 @@ def run_proxy_load(quick: bool, json_path: Path | None) -> dict[str, Any]:
     rates = [100, 200, 400] if quick else [100, 200, 300, 400, 500, 600, 800, 1000]
     seconds = 2.0 if quick else 5.0
     path = "/category/books"
-    with _stack(with_shop=True) as stack:
+    with bench_stack(with_shop=True) as stack:
 
         def raws(url: str, accept: str) -> list[bytes]:
             host = url.removeprefix("http://")
@@ -186,7 +162,7 @@ def run_collect(quick: bool, json_path: Path | None) -> dict[str, Any]:
     began = started_at()
     rates = [500, 1000, 2000] if quick else [500, 1000, 2000, 3000, 4000, 5000, 6000]
     seconds = 2.0 if quick else 5.0
-    with _stack(with_shop=False) as stack:
+    with bench_stack(with_shop=False) as stack:
         host = stack.edge_url.removeprefix("http://")
         cookies = _cookies(500)
         raws = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks.common import environment, latency_summary, print_table, started_at, write_json
+from benchmarks.common import bench_stack, environment, latency_summary, print_table, started_at, write_json
 from benchmarks.http_load import LoadClient, build_request, open_loop
 from edge_worker.config import DEV_COOKIE_SECRET
 from edge_worker.identity import CookieSigner
-from pz.local_stack import LocalStack, StackOptions
 
 _VIEWS_PER_USER = 3
 _POLL_INTERVAL_S = 0.002
@@ -161,24 +159,10 @@ def run_skeleton(rate: float, duration_s: float, quick: bool, json_path: Path | 
     if quick:
         rate, duration_s = min(rate, 200.0), min(duration_s, 6.0)
     began = started_at()
-    with tempfile.TemporaryDirectory(prefix="pz-bench-") as state:
-        stack = LocalStack(
-            StackOptions(
-                edge_port=0,
-                aggregator_port=0,
-                with_shop=False,
-                state_dir=Path(state),
-                snapshot_interval_s=1.0,
-            )
-        )
-        print("starting the stack…", flush=True)
-        stack.up()
-        try:
-            run = _Run(stack.edge_url, rate, duration_s)
-            achieved = asyncio.run(run.drive())
-            baseline_ms = asyncio.run(_kafka_round_trip(stack.kafka_bootstrap, rate, max(200, int(rate * 3))))
-        finally:
-            stack.down()
+    with bench_stack(with_shop=False) as stack:
+        run = _Run(stack.edge_url, rate, duration_s)
+        achieved = asyncio.run(run.drive())
+        baseline_ms = asyncio.run(_kafka_round_trip(stack.kafka_bootstrap, rate, max(200, int(rate * 3))))
     metrics: dict[str, Any] = {
         "events_per_s": round(achieved, 1),
         "events": run.total,
