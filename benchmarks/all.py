@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.aggregator import run_aggregator
 from benchmarks.decide import run_decide
 from benchmarks.load import run_collect, run_decide_load, run_proxy_load
 from benchmarks.proxy import run_proxy
@@ -37,6 +38,7 @@ def run_all(quick: bool, out: Path | None = None) -> int:
         ("proxy", lambda p: run_proxy(quick, p)),
         ("proxy_load", lambda p: run_proxy_load(quick, p)),
         ("collect", lambda p: run_collect(quick, p)),
+        ("aggregator", lambda p: run_aggregator(500_000, quick, p)),
         ("snapshot", lambda p: run_snapshot(1_000_000, quick, p)),
         ("sync", lambda p: run_sync(5000.0, 20.0, quick, p)),
     ]

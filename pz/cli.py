@@ -83,6 +83,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=[
             "all",
             "report",
+            "aggregator",
             "skeleton",
             "snapshot",
             "sync",
@@ -109,6 +110,9 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
     bench.add_argument(
         "--users", type=_positive_int, default=1_000_000, help="snapshot: users (default 1 000 000)"
+    )
+    bench.add_argument(
+        "--events", type=_positive_int, default=500_000, help="aggregator: events (default 500 000)"
     )
 
 
@@ -248,6 +252,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from benchmarks.all import run_all
 
         return run_all(quick=args.quick)
+    if args.scenario == "aggregator":
+        from benchmarks.aggregator import run_aggregator
+
+        return run_aggregator(events=args.events, quick=args.quick, json_path=args.json_path)
     if args.scenario == "report":
         from benchmarks.all import rewrite_report
 
