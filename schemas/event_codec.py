@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+from typing import Any
+
 import flatbuffers
 from flatbuffers import util
 
@@ -47,8 +51,63 @@ def encode_event(event: Event) -> bytes:
     return bytes(builder.Output())
 
 
-def _text(raw: bytes | None) -> str:
-    return raw.decode() if raw else ""
+_U8 = struct.Struct("<B").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_I64 = struct.Struct("<q").unpack_from
+_F64 = struct.Struct("<d").unpack_from
+
+
+class _Table:
+    """One FlatBuffers table read in place: the vtable is found once, each field is one unpack.
+    (The generated accessors redo that lookup per field; this is the aggregator's hottest loop.)"""
+
+    __slots__ = ("data", "pos", "vt", "vt_size", "size")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        size = len(data)
+        if not 0 <= pos <= size - 4:
+            raise DecodeError("table outside the buffer")
+        vt = pos - _I32(data, pos)[0]
+        if not 0 <= vt <= size - 4:
+            raise DecodeError("vtable outside the buffer")
+        self.data, self.pos, self.vt, self.size = data, pos, vt, size
+        self.vt_size = _U16(data, vt)[0]
+
+    def _field(self, index: int, width: int) -> int:
+        """Absolute position of field `index`, or 0 when absent."""
+        slot = 4 + 2 * index
+        if slot + 2 > self.vt_size:
+            return 0
+        offset: int = _U16(self.data, self.vt + slot)[0]
+        if not offset:
+            return 0
+        at = self.pos + offset
+        if at + width > self.size:
+            raise DecodeError("field outside the buffer")
+        return at
+
+    def number(self, index: int, unpack: Callable[[bytes, int], tuple[Any, ...]], width: int) -> Any:
+        at = self._field(index, width)
+        return unpack(self.data, at)[0] if at else 0
+
+    def text(self, index: int) -> str:
+        at = self._field(index, 4)
+        if not at:
+            return ""
+        start = at + _U32(self.data, at)[0]
+        if start + 4 > self.size:
+            raise DecodeError("string outside the buffer")
+        length = _U32(self.data, start)[0]
+        if start + 4 + length > self.size:
+            raise DecodeError("string runs past the buffer")
+        return self.data[start + 4 : start + 4 + length].decode()
+
+    def table(self, index: int) -> _Table | None:
+        at = self._field(index, 4)
+        return _Table(self.data, at + _U32(self.data, at)[0]) if at else None
 
 
 def decode_event(data: bytes) -> Event:
@@ -56,32 +115,33 @@ def decode_event(data: bytes) -> Event:
     if len(data) < 8 or not util.BufferHasIdentifier(data, 0, EVENT_IDENTIFIER):
         raise DecodeError("not a pz event (file identifier PZEV missing)")
     try:
-        ev = fb.Event.GetRootAs(data, 0)
-        type_name = _TYPE_NAMES.get(ev.Type())
+        ev = _Table(data, _U32(data, 0)[0])
+        code = ev.number(0, _U8, 1)
+        type_name = _TYPE_NAMES.get(code)
         if type_name is None:
-            raise DecodeError(f"unknown event type code {ev.Type()}")
-        raw_attr = ev.Attribution()
+            raise DecodeError(f"unknown event type code {code}")
+        raw_attr = ev.table(9)
         attribution = None
         if raw_attr is not None:
             attribution = Attribution(
-                slot=_text(raw_attr.Slot()),
-                variant=_text(raw_attr.Variant()),
-                experiment=_text(raw_attr.Experiment()),
-                rule=_text(raw_attr.Rule()),
+                slot=raw_attr.text(0),
+                variant=raw_attr.text(1),
+                experiment=raw_attr.text(2),
+                rule=raw_attr.text(3),
             )
         return Event(
             type=type_name,
-            user_key=ev.UserKey(),
-            client_ms=ev.ClientMs(),
-            server_ms=ev.ServerMs(),
-            item=_text(ev.Item()),
-            category=_text(ev.Category()),
-            value=ev.Value(),
-            path=_text(ev.Path()),
-            session=_text(ev.Session()),
+            user_key=ev.number(1, _U64, 8),
+            client_ms=ev.number(2, _I64, 8),
+            server_ms=ev.number(3, _I64, 8),
+            item=ev.text(4),
+            category=ev.text(5),
+            value=float(ev.number(6, _F64, 8)),
+            path=ev.text(7),
+            session=ev.text(8),
             attribution=attribution,
         )
     except DecodeError:
         raise
-    except Exception as exc:  # torn or hostile buffers fail deep inside flatbuffers
+    except (struct.error, UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"malformed event buffer: {exc}") from exc

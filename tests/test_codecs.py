@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import (
     Attribution,
@@ -22,6 +24,7 @@ from schemas import (
     open_sealed,
     seal,
 )
+from schemas._generated import pz_generated as fb
 
 KEY = SigningKey("k1", b"secret-one")
 KEYS = {"k1": KEY}
@@ -108,3 +111,34 @@ def test_wrong_secret_and_unknown_key_id_are_refused() -> None:
 def test_not_an_envelope_is_a_decode_error() -> None:
     with pytest.raises(DecodeError):
         open_sealed(encode_snapshot(SnapshotContent("s", 0, {}, (), {}, ())), KEYS)
+
+
+EVENTS = st.builds(
+    Event,
+    type=st.sampled_from(["page_view", "click", "add_to_cart", "purchase", "exposure"]),
+    user_key=st.integers(0, 2**64 - 1),
+    client_ms=st.integers(-(2**63), 2**63 - 1),
+    server_ms=st.integers(0, 2**62),
+    item=st.text(max_size=40),
+    category=st.text(max_size=20),
+    value=st.floats(allow_nan=False),
+    path=st.text(max_size=60),
+    session=st.text(max_size=20),
+    attribution=st.none()
+    | st.builds(
+        Attribution, st.text(max_size=10), st.text(max_size=10), st.text(max_size=10), st.text(max_size=10)
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(EVENTS)
+def test_the_fast_event_reader_agrees_with_the_generated_one(event: Event) -> None:
+    data = encode_event(event)
+    assert decode_event(data) == event
+    generated = fb.Event.GetRootAs(data, 0)
+    assert (generated.UserKey(), generated.ClientMs(), (generated.Item() or b"").decode()) == (
+        event.user_key,
+        event.client_ms,
+        event.item,
+    )
