@@ -9,6 +9,7 @@ import flatbuffers
 
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
+from schemas.fb_vectors import numbers_vector
 
 # What a user did with an item; index = the code in snapshots and deltas.
 EVENT_KINDS = ("view", "cart", "purchase")
@@ -43,12 +44,10 @@ class Profile:
 def write_profile(builder: flatbuffers.Builder, profile: Profile) -> int:
     item_offsets = []
     for history in profile.items:
-        item = builder.CreateString(history.item)
-        category = builder.CreateString(history.category)
-        fb.ItemHistoryStartTimesSVector(builder, len(history.times_s))
-        for t in reversed(history.times_s):
-            builder.PrependUint32(t)
-        times = builder.EndVector()
+        # Items and categories repeat across the profiles of a batch: each string is written once.
+        item = builder.CreateSharedString(history.item)
+        category = builder.CreateSharedString(history.category)
+        times = numbers_vector(builder, "I", history.times_s)
         fb.ItemHistoryStart(builder)
         fb.ItemHistoryAddItem(builder, item)
         fb.ItemHistoryAddCategory(builder, category)
@@ -59,7 +58,7 @@ def write_profile(builder: flatbuffers.Builder, profile: Profile) -> int:
     for off in reversed(item_offsets):
         builder.PrependUOffsetTRelative(off)
     items_vec = builder.EndVector()
-    segment_offsets = [builder.CreateString(s) for s in profile.segments]
+    segment_offsets = [builder.CreateSharedString(s) for s in profile.segments]
     fb.UserProfileStartSegmentsVector(builder, len(segment_offsets))
     for off in reversed(segment_offsets):
         builder.PrependUOffsetTRelative(off)

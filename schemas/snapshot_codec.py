@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import sys
-from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from flatbuffers import number_types, util
 
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
+from schemas.fb_vectors import numbers_vector
 from schemas.profile_packing import ProfileUnpacker, pack_profile
 from schemas.profiles import Profile
 
@@ -49,20 +49,6 @@ def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
     return int(builder.EndVector())
 
 
-def _numbers(builder: flatbuffers.Builder, typecode: str, values: Sequence[int]) -> int:
-    """A vector of fixed-width numbers, written in one copy (as CreateByteVector does for bytes):
-    placing a million numbers one call at a time is what made building slow."""
-    packed = array(typecode, values)
-    if sys.byteorder != "little":
-        packed.byteswap()  # FlatBuffers are little-endian on every host
-    data = packed.tobytes()
-    builder.StartVector(packed.itemsize, len(packed), packed.itemsize)
-    builder.head = builder.head - len(data)
-    builder.Bytes[builder.head : builder.head + len(data)] = data
-    builder.vectorNumElems = len(packed)
-    return int(builder.EndVector())
-
-
 def encode_snapshot(content: SnapshotContent) -> bytes:
     users = sorted(content.users, key=lambda p: p.key)  # sorted so that edges binary-search in place
     created_s = content.created_ms // 1000
@@ -90,9 +76,9 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
 
     builder = flatbuffers.Builder(1024 + len(data) + 12 * len(users) + 16 * len(item_index))
     user_data = builder.CreateByteVector(bytes(data))
-    user_ends = _numbers(builder, "I", ends)
-    user_keys = _numbers(builder, "Q", [u.key for u in users])
-    item_categories = _numbers(builder, "H", [category_index[c] for c in item_category])
+    user_ends = numbers_vector(builder, "I", ends)
+    user_keys = numbers_vector(builder, "Q", [u.key for u in users])
+    item_categories = numbers_vector(builder, "H", [category_index[c] for c in item_category])
     item_names = _strings(builder, list(item_index))
     category_names = _strings(builder, list(category_index))
     segment_names = _strings(builder, list(segment_index))
