@@ -1,0 +1,107 @@
+"""Actions bound to their rule: what a slot shows when the rule applies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from schemas.rules.features import Facts
+from schemas.rules.model import Action
+from schemas.rules.recommend import NOTHING, Catalog, Picked, excluded, strategy_for
+
+
+def _template(html: str) -> list[tuple[str, str]]:
+    """[(literal text, field after it or "")]: `{{`/`}}` are literal braces."""
+    parts: list[tuple[str, str]] = []
+    text = ""
+    i = 0
+    while i < len(html):
+        two = html[i : i + 2]
+        if two in ("{{", "}}"):
+            text += two[0]
+            i += 2
+        elif html[i] == "{":
+            end = html.index("}", i)
+            parts.append((text, html[i + 1 : end]))
+            text = ""
+            i = end + 1
+        else:
+            text += html[i]
+            i += 1
+    parts.append((text, ""))
+    return parts
+
+
+class CompiledAction:
+    """An action bound to the rule (and experiment variant) it belongs to. A fragment with no fields
+    and no recommendation decides the same for everyone: its answer is built once and shared, so
+    callers treat decisions as read-only, except for the item dicts they own."""
+
+    __slots__ = ("base", "static", "parts", "strategy", "exclude", "limit", "fragment")
+
+    def __init__(self, action: Action, fragments: Mapping[str, str], base: dict[str, Any]) -> None:
+        parts = _template(fragments.get(action.fragment, ""))
+        has_fields = any(name for _, name in parts)
+        self.fragment = action.fragment
+        # With fields: a format string (literal braces doubled), filled with escaped values.
+        self.parts = (
+            "".join(
+                text.replace("{", "{{").replace("}", "}}") + (f"{{{name}}}" if name else "")
+                for text, name in parts
+            )
+            if has_fields
+            else None
+        )
+        self.strategy = strategy_for(action.recommend) if action.recommend is not None else None
+        self.exclude = action.exclude
+        self.limit = action.limit
+        self.base = dict(base)
+        if action.fragment:
+            self.base["fragment"] = action.fragment
+            if not has_fields:
+                self.base["html"] = "".join(text for text, _ in parts)
+        if action.headers:
+            self.base["headers"] = dict(action.headers)
+        self.static = self.base if self.strategy is None and self.parts is None else None
+
+    def run(self, f: Facts, catalog: Catalog) -> dict[str, Any] | None:
+        """The slot's decision, or None when the action cannot apply (no items, no focus item)."""
+        if self.static is not None:
+            return self.static
+        out = dict(self.base)
+        picked = None
+        if self.strategy is not None:
+            picked = self.strategy(
+                f, catalog, self.limit, excluded(f, self.exclude, catalog) if self.exclude else NOTHING
+            )
+            if picked is None or not picked.items:
+                return None
+            out["items"] = [{"id": i} for i in picked.items]
+            if picked.based_on:
+                out["based_on"] = picked.based_on
+            if picked.category:
+                out["category"] = picked.category
+        if self.parts is not None:
+            if picked is None or not picked.based_on:
+                focus = f.focus_item()
+                if focus is None:
+                    return None
+                picked = Picked([], focus.item, focus.category)
+            out["html"] = self.parts.format(
+                item=_escaped(picked.based_on), category=_escaped(picked.category)
+            )
+        return out
+
+
+_ESCAPED: dict[str, str] = {}
+
+
+def _escaped(text: str) -> str:
+    """html.escape, remembered: item ids and categories repeat on every page."""
+    found = _ESCAPED.get(text)
+    if found is None:
+        if len(_ESCAPED) >= 65_536:
+            _ESCAPED.clear()
+        found = _ESCAPED[text] = escape(text)
+    return found
