@@ -51,7 +51,8 @@ def synthetic_events(count: int, users: int, now_ms: int) -> list[Event]:
     return events
 
 
-async def _produce(bootstrap: str, events: list[Event]) -> None:
+async def produce_fast(bootstrap: str, events: list[Event]) -> None:
+    """Events to their topics and partitions, many in flight at once."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -175,7 +176,7 @@ def run_aggregator(events: int, quick: bool, json_path: Path | None) -> int:
             async def scenario() -> dict[str, Any]:
                 await create_topics(bootstrap, PARTITIONS)
                 print(f"producing {events} events from {users} users…", flush=True)
-                await _produce(bootstrap, synthetic_events(events, users, int(time.time() * 1000)))
+                await produce_fast(bootstrap, synthetic_events(events, users, int(time.time() * 1000)))
                 raw = await _raw_consume(bootstrap, events)
                 print(f"raw consume: {raw:.0f}/s; the pipeline…", flush=True)
                 rate, pipeline, client = await _pipeline_rate(bootstrap, redis_url, events)
