@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from aggregator.pipeline import Pipeline
 from aggregator.state_store import StateStore
 from benchmarks.common import environment, latency_summary, print_table, started_at, write_json
 from pz.embedded import create_topics, start_broker, start_redis
+from pz.processes import free_port, spawn
 from schemas.delta_codec import decode_delta
 from schemas.event_codec import encode_event
 from schemas.events import Event
@@ -111,6 +113,38 @@ async def _pipeline_rate(bootstrap: str, redis_url: str, count: int) -> tuple[fl
     return count / (time.perf_counter() - started), pipeline, client
 
 
+async def _recovery(bootstrap: str, redis_url: str, client: redis.Redis, logs: Path, users: int) -> float:
+    """An aggregator process, kill -9 while it works, restarted at once: seconds from the restart
+    until it commits again (process start, group join, state and offsets restored from Redis)."""
+    store = StateStore(client, 86_400)
+    await produce_fast(bootstrap, synthetic_events(50_000, users, int(time.time() * 1000)))
+    env = {
+        "PZ_KAFKA_BOOTSTRAP": bootstrap,
+        "PZ_REDIS_URL": redis_url,
+        "PZ_PARTITIONS": str(PARTITIONS),
+        "PZ_AGGREGATOR_GROUP": "pz-bench-aggregator",
+        "PZ_AGGREGATOR_PORT": str(free_port()),
+        "PZ_AGGREGATOR_STATE_DIR": str(logs / "aggregator"),
+        "PZ_SESSION_TIMEOUT_MS": "6000",
+        "PZ_SNAPSHOT_INTERVAL_S": "3600",
+    }
+    argv = [sys.executable, "-m", "aggregator"]
+    before = await _committed(store)
+    process = spawn("aggregator", argv, logs, env)
+    try:
+        while await _committed(store) == before:  # noqa: ASYNC110 - polling another process's progress
+            await asyncio.sleep(0.02)
+        process.kill()  # mid-stream
+        killed_at = await _committed(store)
+        restarted = time.perf_counter()
+        process = spawn("aggregator", argv, logs, env)
+        while await _committed(store) == killed_at:  # noqa: ASYNC110 - as above
+            await asyncio.sleep(0.02)
+        return time.perf_counter() - restarted
+    finally:
+        process.stop()
+
+
 async def _event_to_delta(bootstrap: str, rate: float, seconds: float) -> list[float]:
     """Events from fresh users at `rate`; the time until a delta batch carries each user."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10)
@@ -186,6 +220,9 @@ def run_aggregator(events: int, quick: bool, json_path: Path | None) -> int:
                     delays = await _event_to_delta(bootstrap, live_rate, live_seconds)
                 finally:
                     await pipeline.stop()
+                try:
+                    recovery_s = await _recovery(bootstrap, redis_url, client, logs, users)
+                finally:
                     await client.aclose()
                 return {
                     "events_per_s": round(rate, 1),
@@ -195,6 +232,7 @@ def run_aggregator(events: int, quick: bool, json_path: Path | None) -> int:
                     "state_bytes_per_user": round(info["used_memory"] / max(1, state_users), 1),
                     "event_to_delta": latency_summary(delays, "event_to_delta"),
                     "event_to_delta_samples": len(delays),
+                    "recovery_s": round(recovery_s, 2),
                 }
 
             found = asyncio.run(scenario())
@@ -207,6 +245,7 @@ def run_aggregator(events: int, quick: bool, json_path: Path | None) -> int:
         "state_bytes_per_user": found["state_bytes_per_user"],
         **{k: round(v, 2) for k, v in delta.items()},
         "event_to_delta_samples": found["event_to_delta_samples"],
+        "recovery_s": found["recovery_s"],
         "redis_keys": found["redis_keys"],
     }
     result: dict[str, Any] = {
@@ -236,6 +275,7 @@ def run_aggregator(events: int, quick: bool, json_path: Path | None) -> int:
             ("bare aiokafka consume events/s", f"{found['raw_consume_per_s']:.0f}"),
             ("pipeline / raw", f"{result['ratio']['pipeline_over_raw_consume']:.2f}x"),
             ("Redis bytes per user (whole instance)", f"{metrics['state_bytes_per_user']:.0f}"),
+            ("recovery after kill -9 (restart -> commits again)", f"{found['recovery_s']:.2f} s"),
             (
                 f"event -> delta p50 / p99 at {live_rate:g}/s",
                 f"{metrics['event_to_delta_p50_ms']:.1f} / {metrics['event_to_delta_p99_ms']:.1f} ms",

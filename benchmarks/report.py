@@ -187,6 +187,7 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
                 _r("pipeline_over_raw_consume"),
             ),
             Row("Redis memory per user (whole instance)", _m("state_bytes_per_user"), " B"),
+            Row("recovery after kill -9: restart → commits again", _m("recovery_s"), " s"),
             Row(
                 "event → delta p50 / p99 (live rate in params)",
                 lambda r: f"{_fmt(_m('event_to_delta_p50_ms')(r))} / {_fmt(_m('event_to_delta_p99_ms')(r))}",
@@ -233,7 +234,6 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
     ),
 ]
 PENDING = {
-    "recovery": "the aggregator's recovery time after kill -9 (`recovery_s`) is not measured yet",
     "recs": "`pz bench recs` comes with the item model (aggregator issue)",
 }
 
