@@ -113,21 +113,26 @@ async def _pipeline_rate(bootstrap: str, redis_url: str, count: int) -> tuple[fl
     return count / (time.perf_counter() - started), pipeline, client
 
 
+def aggregator_env(bootstrap: str, redis_url: str, state_dir: Path, group: str) -> dict[str, str]:
+    """The environment of an aggregator process on a free port, with hourly snapshots only."""
+    return {
+        "PZ_KAFKA_BOOTSTRAP": bootstrap,
+        "PZ_REDIS_URL": redis_url,
+        "PZ_PARTITIONS": str(PARTITIONS),
+        "PZ_AGGREGATOR_GROUP": group,
+        "PZ_AGGREGATOR_PORT": str(free_port()),
+        "PZ_AGGREGATOR_STATE_DIR": str(state_dir),
+        "PZ_SESSION_TIMEOUT_MS": "6000",
+        "PZ_SNAPSHOT_INTERVAL_S": "3600",
+    }
+
+
 async def _recovery(bootstrap: str, redis_url: str, client: redis.Redis, logs: Path, users: int) -> float:
     """An aggregator process, kill -9 while it works, restarted at once: seconds from the restart
     until it commits again (process start, group join, state and offsets restored from Redis)."""
     store = StateStore(client, 86_400)
     await produce_fast(bootstrap, synthetic_events(50_000, users, int(time.time() * 1000)))
-    env = {
-        "PZ_KAFKA_BOOTSTRAP": bootstrap,
-        "PZ_REDIS_URL": redis_url,
-        "PZ_PARTITIONS": str(PARTITIONS),
-        "PZ_AGGREGATOR_GROUP": "pz-bench-aggregator",
-        "PZ_AGGREGATOR_PORT": str(free_port()),
-        "PZ_AGGREGATOR_STATE_DIR": str(logs / "aggregator"),
-        "PZ_SESSION_TIMEOUT_MS": "6000",
-        "PZ_SNAPSHOT_INTERVAL_S": "3600",
-    }
+    env = aggregator_env(bootstrap, redis_url, logs / "aggregator", "pz-bench-aggregator")
     argv = [sys.executable, "-m", "aggregator"]
     before = await _committed(store)
     process = spawn("aggregator", argv, logs, env)

@@ -151,7 +151,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         catalog = snapshot if snapshot is not None else EmptyCatalog()
         exposures: list[Exposure] = []
         decision = program.decide(facts, catalog, slots, exposures, started + cfg.decision_budget_s)
-        if time.perf_counter() - started > cfg.decision_budget_s:
+        took_s = time.perf_counter() - started
+        metrics.DECISION_SECONDS.observe(took_s)
+        if took_s > cfg.decision_budget_s:
             metrics.DECISIONS_OVER_BUDGET.inc()
         if exposures:
             log_exposures(exposures, identity.key, page, int(now_s * 1000))
@@ -198,11 +200,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             reason = "explanations need Authorization: Bearer PZ_ADMIN_TOKEN (or PZ_DEBUG=true)"
             return JSONResponse({"error": "forbidden", "field": "explain", "reason": reason}, status_code=403)
         identity = signer.identify(cookie_of(headers, cfg.cookie_name))
-        started = time.perf_counter()
         page, referrer = params.get("path", "/"), params.get("ref", "")
         program, facts, catalog, decision = page_decision(identity, headers, page, referrer, slots)
         add_tokens(decision, attribution, variant_of(decision))
-        metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
         body: dict[str, Any] = {
             "slots": decision,
             "sync": health.stamp(store.snapshot, time.time(), program.version),
@@ -284,14 +284,15 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             identity, request.headers, page, referrer, list(rules.program.slots)
         )
         segments = program.segments_of(facts) if cfg.header_names.segments else []
-        headers = origin_headers(cfg.header_names, segments, decision, cfg.buckets)
+        variant = variant_of(decision)
+        headers = origin_headers(cfg.header_names, segments, decision, variant, cfg.buckets)
 
         def resolver() -> Resolver:
             # Only for a page that will be filled: images and scripts need no attribution tokens.
-            add_tokens(decision, attribution, variant_of(decision))
+            add_tokens(decision, attribution, variant)
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
-        strip = (*cfg.header_names.all(), *rules.program.header_names)  # clients cannot pose as the edge
+        strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
         response = await proxy.forward(request, headers, inject=resolver, strip=strip)
         set_identity_cookie(response, request, identity, cfg, signer)
         return response

@@ -37,10 +37,14 @@ def variant_of(decision: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def origin_headers(
-    names: HeaderNames, segments: Sequence[str], decision: Mapping[str, Mapping[str, Any]], buckets: int
+    names: HeaderNames,
+    segments: Sequence[str],
+    decision: Mapping[str, Mapping[str, Any]],
+    variant: str,
+    buckets: int,
 ) -> list[tuple[str, str]]:
-    """The three pz headers, then those the chosen rules set (the first slot to set one wins)."""
-    variant = variant_of(decision)
+    """The three pz headers (`variant`: variant_of(decision)), then those the chosen rules set (the
+    first slot to set one wins)."""
     bucket = int.from_bytes(hashlib.blake2b(variant.encode(), digest_size=4).digest(), "big") % buckets
     headers = [(names.segments, ",".join(segments)), (names.variant, variant), (names.bucket, str(bucket))]
     taken = {name for name, _ in headers}

@@ -41,16 +41,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
 @contextlib.contextmanager
 def running_stack(state: Path, **options: Any) -> Iterator[LocalStack]:
     """The whole system as `pz up` runs it, with its own broker and Redis, on OS-chosen ports."""
-    defaults: dict[str, Any] = {"snapshot_interval_s": 1.0}
+    defaults: dict[str, Any] = {"snapshot_interval_s": 1.0, "partitions": PARTITIONS}
     local = LocalStack(
-        StackOptions(
-            edge_port=0,
-            shop_port=0,
-            aggregator_port=0,
-            partitions=PARTITIONS,
-            state_dir=state,
-            **{**defaults, **options},
-        )
+        StackOptions(edge_port=0, shop_port=0, aggregator_port=0, state_dir=state, **{**defaults, **options})
     )
     local.up()
     try:

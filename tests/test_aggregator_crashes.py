@@ -16,14 +16,13 @@ import redis
 
 from aggregator.item_history import UserHistory, WindowSettings, add_events, load_state
 from aggregator.state_store import user_state_key
-from benchmarks.aggregator import produce_fast
+from benchmarks.aggregator import PARTITIONS, aggregator_env, produce_fast
 from pz.embedded import create_topics_sync, start_broker, start_redis
-from pz.processes import ManagedProcess, free_port, spawn
+from pz.processes import ManagedProcess, spawn
 from schemas.events import Event
 from schemas.topics import partition_for_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
-PARTITIONS = 4
 EVENTS = 200_000
 USERS = 5_000
 KILLS = 10
@@ -70,16 +69,7 @@ def test_kill_9s_during_a_200k_replay_lose_and_recount_nothing(
         asyncio.run(produce_fast(bootstrap, events))
 
         def start(member: int) -> None:
-            env = {
-                "PZ_KAFKA_BOOTSTRAP": bootstrap,
-                "PZ_REDIS_URL": redis_url,
-                "PZ_PARTITIONS": str(PARTITIONS),
-                "PZ_AGGREGATOR_GROUP": "crash-test",
-                "PZ_AGGREGATOR_PORT": str(free_port()),
-                "PZ_AGGREGATOR_STATE_DIR": str(tmp_path / f"aggregator-{member}"),
-                "PZ_SESSION_TIMEOUT_MS": "6000",
-                "PZ_SNAPSHOT_INTERVAL_S": "3600",
-            }
+            env = aggregator_env(bootstrap, redis_url, tmp_path / f"aggregator-{member}", "crash-test")
             running[member] = spawn(f"aggregator-{member}", [sys.executable, "-m", "aggregator"], logs, env)
 
         for member in range(members):

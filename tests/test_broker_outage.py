@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from pz.embedded import create_topics
-from pz.local_stack import LocalStack, StackOptions
+from pz.local_stack import LocalStack
 from pz.processes import wait_for_tcp
 from schemas import decode_event
 from schemas.topics import event_topic
+from tests.conftest import running_stack
 from tests.kafka_helpers import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -23,21 +24,14 @@ BUFFER = 20
 
 @pytest.fixture(scope="module")
 def small_buffer_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack(
-        StackOptions(
-            edge_port=0,
-            aggregator_port=0,
-            with_shop=False,
-            partitions=2,
-            state_dir=Path(tmp_path_factory.mktemp("outage")),
-            extra_env={"PZ_EVENT_BUFFER_SIZE": str(BUFFER)},
-        )
-    )
-    local.up()
-    try:
+    with running_stack(
+        Path(tmp_path_factory.mktemp("outage")),
+        with_shop=False,
+        partitions=2,
+        snapshot_interval_s=5.0,
+        extra_env={"PZ_EVENT_BUFFER_SIZE": str(BUFFER)},
+    ) as local:
         yield local
-    finally:
-        local.down()
 
 
 def beacon(client: httpx.Client, item: str) -> httpx.Response:

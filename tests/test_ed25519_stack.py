@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pz.local_stack import LocalStack, StackOptions
+from pz.local_stack import LocalStack
 from schemas.signing import Ed25519VerifyKey, generate_ed25519, verifier_for
+from tests.conftest import running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -32,22 +33,10 @@ def ed25519_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
         "PZ_SIGNING_PRIVATE_KEY": b64(private.private_key),
         "PZ_SIGNING_PUBLIC_KEY": b64(public.public_key),
     }
-    local = LocalStack(
-        StackOptions(
-            edge_port=0,
-            aggregator_port=0,
-            with_shop=False,
-            partitions=2,
-            state_dir=Path(tmp_path_factory.mktemp("ed25519")),
-            snapshot_interval_s=1.0,
-            extra_env=env,
-        )
-    )
-    local.up()
-    try:
+    with running_stack(
+        Path(tmp_path_factory.mktemp("ed25519")), with_shop=False, partitions=2, extra_env=env
+    ) as local:
         yield local
-    finally:
-        local.down()
 
 
 def test_decisions_follow_views_with_ed25519_and_the_edge_has_no_private_key(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from html import escape
+from string import Formatter
 from typing import Any
 
 from schemas.rules.features import Facts
@@ -11,48 +12,18 @@ from schemas.rules.model import Action
 from schemas.rules.recommend import NOTHING, Catalog, Picked, excluded, strategy_for
 
 
-def _template(html: str) -> list[tuple[str, str]]:
-    """[(literal text, field after it or "")]: `{{`/`}}` are literal braces."""
-    parts: list[tuple[str, str]] = []
-    text = ""
-    i = 0
-    while i < len(html):
-        two = html[i : i + 2]
-        if two in ("{{", "}}"):
-            text += two[0]
-            i += 2
-        elif html[i] == "{":
-            end = html.index("}", i)
-            parts.append((text, html[i + 1 : end]))
-            text = ""
-            i = end + 1
-        else:
-            text += html[i]
-            i += 1
-    parts.append((text, ""))
-    return parts
-
-
 class CompiledAction:
     """An action bound to the rule (and experiment variant) it belongs to. A fragment with no fields
     and no recommendation decides the same for everyone: its answer is built once and shared, so
     callers treat decisions as read-only, except for the item dicts they own."""
 
-    __slots__ = ("base", "static", "parts", "strategy", "exclude", "limit", "fragment")
+    __slots__ = ("base", "static", "template", "strategy", "exclude", "limit")
 
     def __init__(self, action: Action, fragments: Mapping[str, str], base: dict[str, Any]) -> None:
-        parts = _template(fragments.get(action.fragment, ""))
-        has_fields = any(name for _, name in parts)
-        self.fragment = action.fragment
-        # With fields: a format string (literal braces doubled), filled with escaped values.
-        self.parts = (
-            "".join(
-                text.replace("{", "{{").replace("}", "}}") + (f"{{{name}}}" if name else "")
-                for text, name in parts
-            )
-            if has_fields
-            else None
-        )
+        # A fragment is already a format string: `{item}`, `{category}` (validated) and `{{` `}}`.
+        html = fragments.get(action.fragment, "")
+        has_fields = any(field for _, field, _, _ in Formatter().parse(html))
+        self.template = html if has_fields else None
         self.strategy = strategy_for(action.recommend) if action.recommend is not None else None
         self.exclude = action.exclude
         self.limit = action.limit
@@ -60,10 +31,10 @@ class CompiledAction:
         if action.fragment:
             self.base["fragment"] = action.fragment
             if not has_fields:
-                self.base["html"] = "".join(text for text, _ in parts)
+                self.base["html"] = html.format()
         if action.headers:
             self.base["headers"] = dict(action.headers)
-        self.static = self.base if self.strategy is None and self.parts is None else None
+        self.static = self.base if self.strategy is None and self.template is None else None
 
     def run(self, f: Facts, catalog: Catalog) -> dict[str, Any] | None:
         """The slot's decision, or None when the action cannot apply (no items, no focus item)."""
@@ -82,13 +53,13 @@ class CompiledAction:
                 out["based_on"] = picked.based_on
             if picked.category:
                 out["category"] = picked.category
-        if self.parts is not None:
+        if self.template is not None:
             if picked is None or not picked.based_on:
                 focus = f.focus_item()
                 if focus is None:
                     return None
                 picked = Picked([], focus.item, focus.category)
-            out["html"] = self.parts.format(
+            out["html"] = self.template.format(
                 item=_escaped(picked.based_on), category=_escaped(picked.category)
             )
         return out

@@ -83,7 +83,6 @@ class Exposure:
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     name: str
-    when: Evaluator | None
     when_node: Node | None
     action: CompiledAction | None
     experiment: CompiledExperiment | None = None
@@ -115,10 +114,9 @@ class Program:
         for slot in rules.slots.values():
             compiled = []
             for rule in slot.rules:
-                when = compile_condition(rule.when, segments, checker) if rule.when is not None else None
                 if rule.action is not None:
                     action = CompiledAction(rule.action, rules.fragments, {"rule": rule.name})
-                    compiled.append(CompiledRule(rule.name, when, rule.when, action))
+                    compiled.append(CompiledRule(rule.name, rule.when, action))
                 else:
                     variants = {
                         v: CompiledAction(
@@ -129,7 +127,7 @@ class Program:
                         for v, a in rule.variants.items()
                     }
                     compiled.append(
-                        CompiledRule(rule.name, when, rule.when, None, experiments[rule.experiment], variants)
+                        CompiledRule(rule.name, rule.when, None, experiments[rule.experiment], variants)
                     )
             default = CompiledAction(slot.default, rules.fragments, {"rule": "default"})
             self.slots[slot.name] = CompiledSlot(slot.name, tuple(compiled), default)
