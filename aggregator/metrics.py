@@ -6,7 +6,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("pz_aggregator_events_total", "Events consumed and applied", ["topic"])
 DEAD_LETTERS = Counter("pz_aggregator_dead_letters_total", "Records sent to the dead-letter topic", ["topic"])
-BATCH_FAILURES = Counter("pz_aggregator_batch_failures_total", "Batches rewound after a Redis or Kafka error")
+BATCH_FAILURES = Counter(
+    "pz_aggregator_batch_failures_total", "Batches rewound after an error (Redis, Kafka, other)"
+)
+FENCED_COMMITS = Counter(
+    "pz_aggregator_fenced_commits_total",
+    "Commits refused because another member committed the partition first",
+)
 DELTAS = Counter("pz_aggregator_deltas_total", "Delta batches published")
 BATCH_SECONDS = Histogram(
     "pz_aggregator_batch_seconds",

@@ -2,8 +2,13 @@
 
 Per partition and per consumed batch: decode (poison records go to the dead-letter topic), update
 the users' windows, publish one signed delta batch, then write state + offsets + delta sequence in
-one Redis transaction. A crash between the publish and the commit replays the batch with the same
-sequence number, which edges recognise and drop.
+one atomic, fenced Redis step. A crash between the publish and the commit replays the batch under a
+new sequence number (numbers are reserved in Redis before publishing), carrying the same profiles.
+
+A rebalance lets the batch in flight finish before the partitions go; a commit that lands too late
+anyway (a member paused past its session) is fenced off in Redis and rewound, never applied twice.
+An unexpected error in one partition's batch is logged and rewound like a Redis failure: the loop
+itself never dies while the process keeps heartbeating and holding partitions.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
-from aggregator.state_store import PartitionCommit, PartitionPosition, StateStore
+from aggregator.state_store import CommitFenced, PartitionCommit, PartitionPosition, StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.errors import DecodeError
@@ -34,6 +39,7 @@ from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS
 
 log = logging.getLogger("pz.aggregator.pipeline")
 _RETRY_BACKOFF_S = 0.5
+_DRAIN_TIMEOUT_S = 10.0  # a rebalance waits this long for the batch in flight; the fence covers the rest
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -42,6 +48,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self._pipeline.forget(revoked)
+        await self._pipeline.drain()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self._pipeline.restore(assigned)
@@ -66,6 +73,8 @@ class Pipeline:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.assigned = False
 
     async def start(self) -> None:
@@ -100,9 +109,19 @@ class Pipeline:
         return self._task is not None and not self._task.done()
 
     def forget(self, revoked: Iterable[TopicPartition]) -> None:
+        """Stop working on revoked partitions: batches from now on skip them, and a batch in flight
+        keeps its result to itself (its commit is fenced if the next owner got there first)."""
         for tp in revoked:
             self._positions.pop(tp.partition, None)
+            self._uncertain.discard(tp.partition)
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+
+    async def drain(self) -> None:
+        """Wait for the batch in flight, so that the next owner starts from its commit."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), _DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("rebalance went ahead with a batch still in flight")
 
     async def restore(self, assigned: Iterable[TopicPartition]) -> None:
         """Seek every assigned partition to the offset stored with its state."""
@@ -126,53 +145,76 @@ class Pipeline:
             batch = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
             if not batch:
                 continue
-            started = time.perf_counter()
-            by_partition: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
-            for tp, records in batch.items():
-                by_partition[tp.partition].append((tp, records))
-            # Partitions are independent (own state keys, own delta sequence): their round trips to
-            # Redis and Kafka overlap instead of adding up.
-            await asyncio.gather(
-                *(
-                    self._process_or_rewind(partition, parts)
-                    for partition, parts in by_partition.items()
-                    if partition in self._positions  # skip what a rebalance took away mid-batch
-                )
+            self._idle.clear()
+            try:
+                await self._process_batch(batch)
+            finally:
+                self._idle.set()
+
+    async def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        started = time.perf_counter()
+        by_partition: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
+        for tp, records in batch.items():
+            by_partition[tp.partition].append((tp, records))
+        # Partitions are independent (own state keys, own delta sequence): their round trips to
+        # Redis and Kafka overlap instead of adding up.
+        await asyncio.gather(
+            *(
+                self._process_or_rewind(partition, parts)
+                for partition, parts in by_partition.items()
+                if partition in self._positions  # skip what a rebalance took away mid-batch
             )
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        )
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _process_or_rewind(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
-        """Process one partition's records; on a Redis or Kafka failure, go back to what is committed.
+        """Process one partition's records; on any failure, go back to what is committed.
 
-        Nothing of a failed batch is kept: the consumer is rewound to the stored offsets and the
-        records are processed again once Redis and Kafka answer.
+        Nothing of a failed batch is kept: the partition's position is read back from Redis and the
+        consumer rewound, so the records are processed again once Redis and Kafka answer.
         """
         try:
             await self._process_partition(partition, parts)
+            return
+        except CommitFenced as exc:
+            metrics.FENCED_COMMITS.inc()
+            log.info(
+                "commit overtaken by another member; rewinding",
+                extra={"partition": partition, "error": str(exc)},
+            )
         except (RedisError, KafkaError, OSError) as exc:
             metrics.BATCH_FAILURES.inc()
-            self._uncertain.add(partition)
             log.warning(
                 "batch failed; rewinding to the committed offsets",
                 extra={"partition": partition, "error": repr(exc)},
             )
-            assert self._consumer is not None
-            committed = self._positions.get(partition)
-            for tp, records in parts:
-                if committed is not None and records:
-                    self._consumer.seek(tp, committed.offsets.get(tp.topic, records[0].offset))
-            await asyncio.sleep(_RETRY_BACKOFF_S)
+        except Exception:
+            metrics.BATCH_FAILURES.inc()
+            log.exception(
+                "unexpected error in a batch; rewinding to the committed offsets",
+                extra={"partition": partition},
+            )
+        committed = self._positions.get(partition)
+        if committed is None:
+            return  # revoked meanwhile: the new owner starts from what is in Redis
+        self._uncertain.add(partition)
+        assert self._consumer is not None
+        for tp, records in parts:
+            if records:
+                self._consumer.seek(tp, committed.offsets.get(tp.topic, records[0].offset))
+        await asyncio.sleep(_RETRY_BACKOFF_S)
 
     async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self._producer is not None
         if partition in self._uncertain:
             reloaded = await self._store.load_position(partition)
-            reloaded.reserved_seq = max(reloaded.reserved_seq, self._positions[partition].reserved_seq)
+            if partition not in self._positions:
+                return  # revoked while the position was read back
             self._positions[partition] = reloaded
             self._uncertain.discard(partition)
         current = self._positions[partition]
         position = PartitionPosition(
-            dict(current.offsets), current.seq, current.delta_offset, current.reserved_seq
+            dict(current.offsets), current.seq, current.delta_offset, current.commits
         )
         events_by_user: dict[int, list[Event]] = defaultdict(list)
         dead_letters = []
@@ -215,7 +257,8 @@ class Pipeline:
         if states:
             await self._publish_delta(partition, position, states)
         await self._store.commit(PartitionCommit(partition, states, item_views, item_categories, position))
-        self._positions[partition] = position
+        if partition in self._positions:  # not revoked meanwhile
+            self._positions[partition] = position
 
     async def _publish_delta(
         self, partition: int, position: PartitionPosition, states: dict[int, UserHistory]
@@ -224,10 +267,7 @@ class Pipeline:
         now_ms = int(time.time() * 1000)
         upserts = [to_profile(key, state, now_ms) for key, state in states.items() if state]
         deletes = [key for key, state in states.items() if not state]
-        seq = position.next_seq()
-        await self._store.reserve_seq(partition, seq)
-        position.reserved_seq = self._positions[partition].reserved_seq = seq
-        position.seq = seq
+        position.seq = await self._store.reserve_seq(partition, position.seq)
         batch = DeltaBatch(
             partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes
         )

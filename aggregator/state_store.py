@@ -1,7 +1,12 @@
-"""Aggregator state in Redis, written together with the consumed offsets in one MULTI/EXEC.
+"""Aggregator state in Redis, written together with the consumed offsets in one atomic script.
 
 Every key of partition p carries the hash tag `{p<p>}`, so a partition's state, offsets and delta
-sequence live in one Redis Cluster slot and one transaction can cover them.
+sequence live in one Redis Cluster slot and one script can cover them.
+
+A commit is fenced: it names the commit count it was computed from and applies only if no other
+commit of that partition landed since. A member that lost its partitions in a rebalance (or was
+paused past its session) can therefore never overwrite what the new owner wrote; it learns so and
+rewinds instead.
 """
 
 from __future__ import annotations
@@ -11,11 +16,48 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import redis.asyncio as redis
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT
 
 from aggregator.item_history import UserHistory, dump_state, load_state
 
-_Mapping = Mapping[FieldT, EncodableT]
+# KEYS: pos, pop, cat, user keys...
+# ARGV: ttl, expected commit count, n position fields, (field, value)..., n popularity entries,
+# (item, count)..., n category entries, (item, category)..., then one value per user key ("" deletes).
+# Loops, not unpack(): a batch can carry more values than Lua's stack takes at once.
+_COMMIT = """
+local pos = KEYS[1]
+if tonumber(redis.call('HGET', pos, 'commits') or '0') ~= tonumber(ARGV[2]) then return 0 end
+local ttl = ARGV[1]
+local i = 3
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', pos, ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('HSET', pos, 'commits', tonumber(ARGV[2]) + 1)
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('ZINCRBY', KEYS[2], ARGV[i + 1], ARGV[i]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for k = 4, #KEYS do
+  local value = ARGV[i]; i = i + 1
+  if value == '' then redis.call('DEL', KEYS[k]) else redis.call('SET', KEYS[k], value, 'EX', ttl) end
+end
+return 1
+"""
+
+# Hands out the next delta sequence number of a partition: above every number handed out before (a
+# batch published but never committed, after a crash or a fenced commit, keeps its number) and above
+# the last committed one, so two members racing through a rebalance never publish the same number,
+# which edges would drop as a duplicate.
+_RESERVE = """
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved_seq') or '0')
+local committed = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local seq = math.max(reserved, committed, tonumber(ARGV[1])) + 1
+redis.call('HSET', KEYS[1], 'reserved_seq', seq)
+return seq
+"""
+
+
+class CommitFenced(Exception):
+    """Another commit of the partition landed since this batch's state was loaded: nothing was written."""
 
 
 def _tag(partition: int) -> str:
@@ -33,13 +75,7 @@ class PartitionPosition:
     offsets: dict[str, int] = field(default_factory=dict)
     seq: int = 0  # last delta sequence committed with the state
     delta_offset: int = -1
-    # Highest sequence ever handed to a delta batch, recorded before it is published: a batch that
-    # was published but not committed (crash, Redis error) is never followed by a different batch
-    # under the same number, which edges would drop as a duplicate.
-    reserved_seq: int = 0
-
-    def next_seq(self) -> int:
-        return max(self.seq, self.reserved_seq) + 1
+    commits: int = 0  # commits of this partition so far: the fence a commit must name to apply
 
 
 @dataclass(slots=True)
@@ -55,6 +91,8 @@ class StateStore:
     def __init__(self, client: redis.Redis, user_ttl_s: int) -> None:
         self._redis = client
         self._user_ttl_s = user_ttl_s
+        self._commit = client.register_script(_COMMIT)
+        self._reserve = client.register_script(_RESERVE)
 
     async def load_position(self, partition: int) -> PartitionPosition:
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{_tag(partition)}:pos"))
@@ -65,8 +103,8 @@ class StateStore:
                 position.seq = int(value)
             elif text == "delta_offset":
                 position.delta_offset = int(value)
-            elif text == "reserved_seq":
-                position.reserved_seq = int(value)
+            elif text == "commits":
+                position.commits = int(value)
             elif text.startswith("off:"):
                 position.offsets[text[4:]] = int(value)
         return position
@@ -78,28 +116,33 @@ class StateStore:
         raw = cast(list[bytes | None], await self._redis.mget([user_state_key(partition, k) for k in keys]))
         return {k: load_state(v) for k, v in zip(keys, raw, strict=True)}
 
-    async def reserve_seq(self, partition: int, seq: int) -> None:
-        await self._redis.hset(f"{_tag(partition)}:pos", "reserved_seq", seq)
+    async def reserve_seq(self, partition: int, at_least: int) -> int:
+        """The next delta sequence number of the partition, recorded before the delta is published."""
+        return int(await self._reserve(keys=[f"{_tag(partition)}:pos"], args=[at_least]))
 
     async def commit(self, batch: PartitionCommit) -> None:
-        """State, popularity and position of one partition in a single atomic step."""
+        """State, popularity and position of one partition in a single atomic step, or nothing at all
+        (`CommitFenced`) when another commit landed since `batch.position.commits` was read."""
         tag = _tag(batch.partition)
-        pipe = self._redis.pipeline(transaction=True)
-        for user_key, state in batch.users.items():
-            key = user_state_key(batch.partition, user_key)
-            if state:
-                pipe.set(key, dump_state(state), ex=self._user_ttl_s)
-            else:
-                pipe.delete(key)
+        position = batch.position
+        fields: list[EncodableT] = [f"off:{t}" for t in position.offsets]
+        values: list[EncodableT] = list(position.offsets.values())
+        args: list[EncodableT] = [self._user_ttl_s, position.commits, len(fields) + 2]
+        for name, value in zip(fields, values, strict=True):
+            args += (name, value)
+        args += ("seq", position.seq, "delta_offset", position.delta_offset, len(batch.item_views))
         for item, count in batch.item_views.items():
-            pipe.zincrby(f"{tag}:pop", count, item)
-        if batch.item_categories:
-            pipe.hset(f"{tag}:cat", mapping=cast(_Mapping, dict(batch.item_categories)))
-        position: dict[str, int] = {f"off:{t}": o for t, o in batch.position.offsets.items()}
-        position["seq"] = batch.position.seq
-        position["delta_offset"] = batch.position.delta_offset
-        pipe.hset(f"{tag}:pos", mapping=cast(_Mapping, position))
-        await pipe.execute()
+            args += (item, count)
+        args.append(len(batch.item_categories))
+        for item, category in batch.item_categories.items():
+            args += (item, category)
+        keys: list[str] = [f"{tag}:pos", f"{tag}:pop", f"{tag}:cat"]
+        for user_key, state in batch.users.items():
+            keys.append(user_state_key(batch.partition, user_key))
+            args.append(dump_state(state) if state else b"")
+        if not await self._commit(keys=keys, args=args):
+            raise CommitFenced(f"partition {batch.partition}: commit {position.commits} was overtaken")
+        position.commits += 1
 
     async def scan_users(self, partition: int) -> dict[int, UserHistory]:
         prefix = f"{_tag(partition)}:u:"

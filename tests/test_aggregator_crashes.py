@@ -90,7 +90,9 @@ def test_kill_9s_during_a_200k_replay_lose_and_recount_nothing(
         deadline = time.monotonic() + 150
         while committed(client) < EVENTS and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert committed(client) == EVENTS, running[0].log_tail()
+        assert committed(client) == EVENTS, "\n".join(
+            f"--- member {m}\n{p.log_tail()}" for m, p in running.items()
+        )
 
         expected: dict[int, UserHistory] = {}
         for event in events:

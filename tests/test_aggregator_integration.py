@@ -15,7 +15,13 @@ from aiokafka import AIOKafkaProducer
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import load_state
 from aggregator.pipeline import Pipeline
-from aggregator.state_store import StateStore, user_state_key
+from aggregator.state_store import (
+    CommitFenced,
+    PartitionCommit,
+    PartitionPosition,
+    StateStore,
+    user_state_key,
+)
 from pz.embedded import start_redis
 from pz.processes import spawn, wait_for_tcp
 from schemas import Event
@@ -175,3 +181,35 @@ async def test_redis_killed_mid_stream_loses_and_recounts_nothing(services: Serv
         await pipeline.stop()
         await client.aclose()
         redis_proc.stop()
+
+
+async def test_a_commit_computed_from_an_overtaken_position_writes_nothing(redis_client: redis.Redis) -> None:
+    """Two members that both believe they own a partition (a rebalance, a paused process): whichever
+    commits second is refused whole, and sequence numbers are never handed out twice."""
+    store = StateStore(redis_client, 3600)
+    partition = 1000 + secrets.randbelow(10_000)  # a partition no pipeline uses: only this test writes it
+    user = fresh_user()
+    stale = await store.load_position(partition)
+    first = PartitionPosition({"t": 10}, 1, 5, stale.commits)
+    second = PartitionPosition({"t": 12}, 2, 6, stale.commits)
+    views_a = {user: {("view", "a"): ("c", [1000])}}
+    await store.commit(PartitionCommit(partition, views_a, {"a": 1}, {}, first))
+    with pytest.raises(CommitFenced):
+        await store.commit(
+            PartitionCommit(partition, {user: {("view", "b"): ("c", [2000])}}, {"b": 1}, {}, second)
+        )
+
+    stored = await store.load_position(partition)
+    assert (stored.offsets, stored.seq, stored.commits) == ({"t": 10}, 1, stale.commits + 1)
+    raw = await redis_client.get(user_state_key(partition, user))
+    assert isinstance(raw, bytes) and set(load_state(raw)) == {("view", "a")}
+    popular, _ = await store.popularity(partition, 10)
+    assert [item for item, _ in popular] == ["a"]
+    # the loser rewinds from what is stored, and its next commit applies
+    await store.commit(
+        PartitionCommit(partition, {user: {}}, {}, {}, PartitionPosition({"t": 12}, 2, 6, stored.commits))
+    )
+    assert await redis_client.get(user_state_key(partition, user)) is None
+
+    handed_out = [await store.reserve_seq(partition, at_least) for at_least in (0, 0, 7, 3)]
+    assert handed_out == [3, 4, 8, 9]  # above the committed seq (2), every earlier number, and at_least
