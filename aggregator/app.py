@@ -99,6 +99,12 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             await client.aclose()
 
     async def healthz(request: Request) -> Response:
+        # Liveness: a member whose consume loop ended would keep heartbeating and holding its
+        # partitions while processing nothing; failing here gets it restarted.
+        if not request.app.state.pipeline.running:
+            return JSONResponse(
+                {"status": "failed", "reason": "the consume loop has stopped"}, status_code=503
+            )
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:

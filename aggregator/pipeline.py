@@ -54,6 +54,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._pipeline.restore(assigned)
 
 
+def _log_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.critical("the consume loop has stopped", exc_info=error)
+
+
 class Pipeline:
     def __init__(self, config: AggregatorConfig, store: StateStore) -> None:
         self._config = config
@@ -96,6 +101,7 @@ class Pipeline:
         self._consumer.subscribe(list(EVENT_TOPICS), listener=_Rebalance(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="pz-aggregator-pipeline")
+        self._task.add_done_callback(_log_end)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
