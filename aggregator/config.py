@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.item_model import ItemModelSettings
 from schemas.settings import (
     DEV_SIGNING_KEY_ID,
     DEV_SIGNING_SECRET,
@@ -42,6 +43,7 @@ class AggregatorConfig:
     rules_file: Path | None = None  # YAML (schemas/rules); None: the built-in default rules
     rules_poll_s: float = 1.0  # how often the rules file is checked for changes
     inventory_file: Path | None = None  # {"out_of_stock": [...]}, read at every snapshot build if changed
+    item_model: ItemModelSettings = ItemModelSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -78,4 +80,9 @@ class AggregatorConfig:
             inventory_file=Path(env_str(e, "PZ_INVENTORY_FILE", ""))
             if env_str(e, "PZ_INVENTORY_FILE", "")
             else None,
+            item_model=ItemModelSettings(
+                session_gap_s=env_int(e, "PZ_SESSION_GAP_S", d.item_model.session_gap_s, minimum=1),
+                half_life_s=env_int(e, "PZ_ITEM_HALF_LIFE_S", d.item_model.half_life_s, minimum=60),
+                top_k=env_int(e, "PZ_SIMILAR_ITEMS", d.item_model.top_k, minimum=1, maximum=100),
+            ),
         )

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
+from aggregator.item_model import CoOccurrence, add_user_events
 from aggregator.state_store import CommitFenced, PartitionCommit, PartitionPosition, StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
@@ -70,6 +71,7 @@ class Pipeline:
             config.cart_window_s,
             config.purchase_window_s,
         )
+        self._item_model = config.item_model
         self._positions: dict[int, PartitionPosition] = {}
         self._watermarks_s: dict[int, int] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
@@ -251,7 +253,9 @@ class Pipeline:
         states = await self._store.load_users(partition, events_by_user)
         item_views: dict[str, int] = defaultdict(int)
         item_categories: dict[str, str] = {}
+        together = CoOccurrence.empty()
         for user_key, events in events_by_user.items():
+            add_user_events(together, states[user_key], events, self._item_model)
             add_events(states[user_key], events, self._settings)
             expire(states[user_key], watermark_s, self._settings)
             for event in events:
@@ -262,7 +266,9 @@ class Pipeline:
 
         if states:
             await self._publish_delta(partition, position, states)
-        await self._store.commit(PartitionCommit(partition, states, item_views, item_categories, position))
+        await self._store.commit(
+            PartitionCommit(partition, states, item_views, item_categories, position, together)
+        )
         if partition in self._positions:  # not revoked meanwhile
             self._positions[partition] = position
 

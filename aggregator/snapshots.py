@@ -17,6 +17,7 @@ from aggregator import metrics
 from aggregator.config import AggregatorConfig
 from aggregator.inventory import Inventory
 from aggregator.item_history import to_profile
+from aggregator.item_model import decayed, top_similar
 from aggregator.state_store import StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.profiles import Profile
@@ -72,7 +73,11 @@ class SnapshotBuilder:
             users: list[Profile] = []
             views: dict[str, float] = defaultdict(float)
             categories: dict[str, str] = {}
+            pairs: dict[str, float] = defaultdict(float)
+            item_scores: dict[str, float] = defaultdict(float)
             created_ms = int(time.time() * 1000)
+            model = self._config.item_model
+            forget_below = model.prune_below * decayed(created_ms // 1000, model)
             rules = self._rules()
             for partition in range(self._partitions):
                 # Position first, then users: the users may be newer than the position, and an
@@ -86,6 +91,13 @@ class SnapshotBuilder:
                 for item, score in top:
                     views[item] += score
                 categories.update(names)
+                together = await self._store.co_occurrence(partition, forget_below)
+                for name, score in together.pairs.items():
+                    pairs[name] += score
+                for name, score in together.items.items():
+                    item_scores[name] += score
+            # Ranking every item's neighbours is CPU work: off the event loop, like the encoding.
+            similar = await asyncio.to_thread(top_similar, pairs, item_scores, model.top_k)
             content = SnapshotContent(
                 snapshot_id=uuid.uuid4().hex,
                 created_ms=created_ms,
@@ -96,6 +108,7 @@ class SnapshotBuilder:
                 rules_version=rules.version,
                 rules_json=rules.to_json(),
                 out_of_stock=self._inventory.refresh(),
+                similar=similar,
             )
             # Encoding is CPU work: off the event loop so consuming goes on meanwhile.
             sealed = await asyncio.to_thread(lambda: seal(encode_snapshot(content), self._config.signing_key))

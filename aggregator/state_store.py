@@ -19,10 +19,11 @@ import redis.asyncio as redis
 from redis.typing import EncodableT
 
 from aggregator.item_history import UserHistory, dump_state, load_state
+from aggregator.item_model import CoOccurrence
 
-# KEYS: pos, pop, cat, user keys...
-# ARGV: ttl, expected commit count, n position fields, (field, value)..., n popularity entries,
-# (item, count)..., n category entries, (item, category)..., then one value per user key ("" deletes).
+# KEYS: pos, pop, cat, co (item pairs), occ (items' session scores), user keys...
+# ARGV: ttl, expected commit count, then counted runs of (field, value) pairs: position, popularity,
+# categories, item pairs, item scores; then one value per user key ("" deletes).
 # Loops, not unpack(): a batch can carry more values than Lua's stack takes at once.
 _COMMIT = """
 local pos = KEYS[1]
@@ -36,7 +37,11 @@ n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('ZINCRBY', KEYS[2], ARGV[i + 1], ARGV[i]); i = i + 2 end
 n = tonumber(ARGV[i]); i = i + 1
 for _ = 1, n do redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-for k = 4, #KEYS do
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HINCRBYFLOAT', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
+for k = 6, #KEYS do
   local value = ARGV[i]; i = i + 1
   if value == '' then redis.call('DEL', KEYS[k]) else redis.call('SET', KEYS[k], value, 'EX', ttl) end
 end
@@ -53,6 +58,21 @@ local committed = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local seq = math.max(reserved, committed, tonumber(ARGV[1])) + 1
 redis.call('HSET', KEYS[1], 'reserved_seq', seq)
 return seq
+"""
+
+
+# Forgets item pairs (or items) whose score fell below ARGV[1]; checked here, not by the caller, so an
+# increment that lands between the caller's read and this delete is never lost.
+_PRUNE = """
+local removed = 0
+for i = 2, #ARGV do
+  local value = redis.call('HGET', KEYS[1], ARGV[i])
+  if value and tonumber(value) < tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    removed = removed + 1
+  end
+end
+return removed
 """
 
 
@@ -85,6 +105,7 @@ class PartitionCommit:
     item_views: Mapping[str, int]
     item_categories: Mapping[str, str]
     position: PartitionPosition
+    together: CoOccurrence = field(default_factory=CoOccurrence.empty)
 
 
 class StateStore:
@@ -93,6 +114,7 @@ class StateStore:
         self._user_ttl_s = user_ttl_s
         self._commit = client.register_script(_COMMIT)
         self._reserve = client.register_script(_RESERVE)
+        self._prune = client.register_script(_PRUNE)
 
     async def load_position(self, partition: int) -> PartitionPosition:
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{_tag(partition)}:pos"))
@@ -133,10 +155,11 @@ class StateStore:
         args += ("seq", position.seq, "delta_offset", position.delta_offset, len(batch.item_views))
         for item, count in batch.item_views.items():
             args += (item, count)
-        args.append(len(batch.item_categories))
-        for item, category in batch.item_categories.items():
-            args += (item, category)
-        keys: list[str] = [f"{tag}:pos", f"{tag}:pop", f"{tag}:cat"]
+        for run in (batch.item_categories, batch.together.pairs, batch.together.items):
+            args.append(len(run))
+            for name, value in run.items():
+                args += (name, value)
+        keys: list[str] = [f"{tag}:pos", f"{tag}:pop", f"{tag}:cat", f"{tag}:co", f"{tag}:occ"]
         for user_key, state in batch.users.items():
             keys.append(user_state_key(batch.partition, user_key))
             args.append(dump_state(state) if state else b"")
@@ -159,6 +182,23 @@ class StateStore:
                 if raw is not None:
                     users[int(key.decode()[len(prefix) :])] = load_state(raw)
         return users
+
+    async def co_occurrence(self, partition: int, prune_below: float) -> CoOccurrence:
+        """The partition's item pairs and item scores; those scoring below `prune_below` are dropped
+        from Redis instead (the decayed window slides on)."""
+        found = CoOccurrence({}, {})
+        for suffix, into in (("co", found.pairs), ("occ", found.items)):
+            key = f"{_tag(partition)}:{suffix}"
+            stale: list[str] = []
+            async for name, value in self._redis.hscan_iter(key, count=2000):
+                score = float(value)
+                if score < prune_below:
+                    stale.append(name.decode())
+                else:
+                    into[name.decode()] = score
+            for start in range(0, len(stale), 2000):
+                await self._prune(keys=[key], args=[prune_below, *stale[start : start + 2000]])
+        return found
 
     async def popularity(self, partition: int, limit: int) -> tuple[list[tuple[str, float]], dict[str, str]]:
         tag = _tag(partition)

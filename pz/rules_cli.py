@@ -40,7 +40,11 @@ def add_rules(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test.add_argument(
         "--context", type=Path, help='JSON: {"country": "DE", "device": "mobile", "path": "/", "hour": 9, …}'
     )
-    test.add_argument("--catalog", type=Path, help='JSON: {"popular": [...], "popular_by_category": {...}}')
+    test.add_argument(
+        "--catalog",
+        type=Path,
+        help='JSON: {"popular": [...], "popular_by_category": {...}, "similar": {item: [...]}}',
+    )
     test.add_argument("--slots", help="comma-separated (default: every slot of the rules)")
     test.add_argument("--user-key", type=int, default=1, help="the user key (experiments hash it)")
 
@@ -115,6 +119,13 @@ class _Catalog:
             str(c): [str(i) for i in v] for c, v in data.get("popular_by_category", {}).items()
         }
         self.out_of_stock = frozenset(str(i) for i in data.get("out_of_stock", []))
+        similar = data.get("similar", {})
+        if not isinstance(similar, dict):
+            raise InputError('catalog: "similar" must map items to lists of items')
+        self._similar = {str(item): [str(i) for i in items] for item, items in similar.items()}
+
+    def similar_items(self, item: str) -> list[str]:
+        return self._similar.get(item, [])
 
 
 def run_test(args: argparse.Namespace) -> int:

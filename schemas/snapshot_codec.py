@@ -6,7 +6,7 @@ import struct
 import sys
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import flatbuffers
@@ -39,6 +39,7 @@ class SnapshotContent:
     rules_version: str = ""
     rules_json: bytes = b""
     out_of_stock: Collection[str] = ()
+    similar: Mapping[str, Sequence[str]] = field(default_factory=dict)  # item -> nearest items, best first
 
 
 def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
@@ -96,6 +97,18 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
         builder.PrependUOffsetTRelative(off)
     categories_vec = builder.EndVector()
     popular_vec = _strings(builder, content.popular)
+    similar_offsets = []
+    for item in sorted(content.similar):
+        name = builder.CreateString(item)
+        items = _strings(builder, content.similar[item])
+        fb.SimilarItemsStart(builder)
+        fb.SimilarItemsAddItem(builder, name)
+        fb.SimilarItemsAddItems(builder, items)
+        similar_offsets.append(fb.SimilarItemsEnd(builder))
+    fb.SnapshotStartSimilarVector(builder, len(similar_offsets))
+    for off in reversed(similar_offsets):
+        builder.PrependUOffsetTRelative(off)
+    similar_vec = builder.EndVector()
 
     fb.SnapshotStartPositionsVector(builder, len(content.positions))
     for partition in sorted(content.positions, reverse=True):
@@ -116,6 +129,7 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     fb.SnapshotAddOutOfStock(builder, out_of_stock)
     fb.SnapshotAddPositions(builder, positions_vec)
     fb.SnapshotAddPopular(builder, popular_vec)
+    fb.SnapshotAddSimilar(builder, similar_vec)
     fb.SnapshotAddCategories(builder, categories_vec)
     fb.SnapshotAddUserKeys(builder, user_keys)
     fb.SnapshotAddItemNames(builder, item_names)
@@ -170,6 +184,9 @@ class SnapshotReader:
         "positions",
         "popular",
         "popular_by_category",
+        "_similar_at",
+        "_similar_count",
+        "_similar",
     )
 
     def __init__(self, buf: bytes | memoryview) -> None:
@@ -210,6 +227,9 @@ class SnapshotReader:
                 for p in (root.Positions(i) for i in range(root.PositionsLength()))
             }
             self.popular = tuple(root.Popular(i).decode() for i in range(root.PopularLength()))
+            self._similar_at = root.Similar
+            self._similar_count = root.SimilarLength()
+            self._similar: dict[str, tuple[str, ...]] = {}
             popularity = (root.Categories(i) for i in range(root.CategoriesLength()))
             self.popular_by_category = {
                 (c.Category() or b"").decode(): tuple(c.Items(j).decode() for j in range(c.ItemsLength()))
@@ -223,6 +243,33 @@ class SnapshotReader:
     @property
     def user_count(self) -> int:
         return self._user_count
+
+    def similar_items(self, item: str) -> tuple[str, ...]:
+        """The item model's nearest items to `item`, best first (binary search in place, then kept)."""
+        try:
+            return self._similar[item]
+        except KeyError:
+            pass
+        wanted = item.encode()
+        low, high = 0, self._similar_count
+        found: tuple[str, ...] = ()
+        try:
+            while low < high:
+                middle = (low + high) // 2
+                entry = self._similar_at(middle)
+                key = entry.Item() or b""
+                if key < wanted:
+                    low = middle + 1
+                elif key > wanted:
+                    high = middle
+                else:
+                    found = tuple(entry.Items(j).decode() for j in range(entry.ItemsLength()))
+                    break
+        except Exception as exc:  # flatbuffers raises struct, index, type and unicode errors on bad data
+            raise DecodeError(f"malformed snapshot at the similar items of {item!r}: {exc}") from exc
+        if len(self._similar) < _SIMILAR_KEPT:
+            self._similar[item] = found
+        return found
 
     def find_user(self, key: int) -> Profile | None:
         """The profile of `key`, or None. Raises DecodeError if the buffer is malformed there."""
@@ -252,6 +299,8 @@ class _CategoryOf(Sequence[str]):
     def __getitem__(self, index: int) -> str:  # type: ignore[override]
         return self._names[self._item_categories[index]]
 
+
+_SIMILAR_KEPT = 65_536  # items whose similar-items lists a reader keeps decoded
 
 # vtable offsets of Snapshot's vector fields (4 + 2 * field index)
 _USER_KEYS, _ITEM_CATEGORIES, _USER_ENDS, _USER_DATA, _RULES = 18, 22, 28, 30, 34

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import load_state
 from aggregator.pipeline import Pipeline
+from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import (
     CommitFenced,
     PartitionCommit,
@@ -24,10 +26,12 @@ from aggregator.state_store import (
 )
 from pz.embedded import start_redis
 from pz.processes import spawn, wait_for_tcp
-from schemas import Event
+from schemas import Event, open_sealed
+from schemas.rules import default_rules
+from schemas.snapshot_codec import SnapshotReader
 from schemas.topics import DLQ_TOPIC, event_topic
 from tests.conftest import PARTITIONS, Services
-from tests.kafka_helpers import DELTAS_TOPIC, deltas_for, produce_events, read_topic, wait_until
+from tests.kafka_helpers import DELTAS_TOPIC, DEV_KEYS, deltas_for, produce_events, read_topic, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -213,3 +217,42 @@ async def test_a_commit_computed_from_an_overtaken_position_writes_nothing(redis
 
     handed_out = [await store.reserve_seq(partition, at_least) for at_least in (0, 0, 7, 3)]
     assert handed_out == [3, 4, 8, 9]  # above the committed seq (2), every earlier number, and at_least
+
+
+async def test_items_viewed_in_one_session_become_each_others_similar_items_in_the_snapshot(
+    services: Services, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Through the real pipeline and snapshot build: sessions of many users pair items up, a pair
+    seen only across a long gap does not count, and edges read the result from the snapshot."""
+    tag = secrets.token_hex(3)
+    shoe, sock, lace, hat = (f"{name}-{tag}" for name in ("shoe", "sock", "lace", "hat"))
+    now_ms = int(time.time() * 1000)
+    events = []
+    for n in range(12):
+        user = fresh_user()
+        trail = [(shoe, 0), (sock, 30_000), (lace, 60_000)] if n % 3 else [(shoe, 0), (sock, 30_000)]
+        trail.append((hat, 3 * 3600_000))  # hours later: another session, paired with nothing before it
+        events += [
+            Event("page_view", user, now_ms - 4 * 3600_000 + dt, now_ms, item=i, category="c")
+            for i, dt in trail
+        ]
+    await produce_events(services.bootstrap, events, PARTITIONS)
+    cfg = config(services, "g-" + secrets.token_hex(4))
+    pipeline = await start_pipeline(services, redis_client, cfg.group_id)
+    store = StateStore(redis_client, 3600)
+    try:
+        builder = SnapshotBuilder(replace(cfg, snapshot_dir=tmp_path), store, PARTITIONS, default_rules)
+
+        async def similar_of_shoe() -> tuple[str, ...]:
+            built = await builder.build()
+            return SnapshotReader(open_sealed(built.sealed, DEV_KEYS)).similar_items(shoe)
+
+        deadline = time.monotonic() + 30
+        while (found := await similar_of_shoe()) != (sock, lace) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)  # noqa: ASYNC110 - polling what another task builds
+        assert found == (sock, lace)  # sock came with shoe in every session, lace in two of three
+        reader = SnapshotReader(open_sealed((await builder.build()).sealed, DEV_KEYS))
+        assert reader.similar_items(hat) == ()
+        assert set(reader.similar_items(lace)) == {shoe, sock}
+    finally:
+        await pipeline.stop()

@@ -30,6 +30,10 @@ class Catalog:
     popular_by_category = {"shoes": ("p1", "p3", "p4"), "hats": ("p2", "p5")}
     out_of_stock = frozenset({"p6"})
 
+    @staticmethod
+    def similar_items(item: str) -> tuple[str, ...]:
+        return {"p1": ("p5", "p4")}.get(item, ())
+
 
 def problems_of(text: str) -> list[str]:
     with pytest.raises(RulesInvalid) as caught:
@@ -190,7 +194,8 @@ def test_three_views_in_ten_minutes_lead_with_similar_items() -> None:
     assert two["hero"]["html"] == "<p>Welcome</p>"
     three = program.decide(facts(views("p1", 5, 50, 90)), Catalog, ["recs", "hero"])
     assert three["recs"]["based_on"] == "p1"
-    assert [i["id"] for i in three["recs"]["items"]] == ["p3", "p4", "p9", "p8", "p7"][
+    # the item model's neighbours of p1 first, then its category, then overall popularity
+    assert [i["id"] for i in three["recs"]["items"]] == ["p5", "p4", "p3", "p9", "p8", "p7"][
         : len(three["recs"]["items"])
     ]
     assert three["hero"]["html"] == "<p>More like <b>p1</b> in shoes</p>"

@@ -489,6 +489,68 @@ def CategoryPopularityEnd(builder):
 
 
 
+class SimilarItems(object):
+    __slots__ = ['_tab']
+
+    @classmethod
+    def GetRootAs(cls, buf, offset=0):
+        n = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, offset)
+        x = SimilarItems()
+        x.Init(buf, n + offset)
+        return x
+
+    @classmethod
+    def GetRootAsSimilarItems(cls, buf, offset=0):
+        """This method is deprecated. Please switch to GetRootAs."""
+        return cls.GetRootAs(buf, offset)
+    # SimilarItems
+    def Init(self, buf, pos):
+        self._tab = flatbuffers.table.Table(buf, pos)
+
+    # SimilarItems
+    def Item(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            return self._tab.String(o + self._tab.Pos)
+        return None
+
+    # SimilarItems
+    def Items(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # SimilarItems
+    def ItemsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # SimilarItems
+    def ItemsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(6))
+        return o == 0
+
+def SimilarItemsStart(builder):
+    builder.StartObject(2)
+
+def SimilarItemsAddItem(builder, item):
+    builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(item), 0)
+
+def SimilarItemsAddItems(builder, items):
+    builder.PrependUOffsetTRelativeSlot(1, flatbuffers.number_types.UOffsetTFlags.py_type(items), 0)
+
+def SimilarItemsStartItemsVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def SimilarItemsEnd(builder):
+    return builder.EndObject()
+
+
+
 class Snapshot(object):
     __slots__ = ['_tab']
 
@@ -817,8 +879,32 @@ class Snapshot(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(36))
         return o == 0
 
+    # Snapshot
+    def Similar(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        if o != 0:
+            x = self._tab.Vector(o)
+            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
+            x = self._tab.Indirect(x)
+            obj = SimilarItems()
+            obj.Init(self._tab.Bytes, x)
+            return obj
+        return None
+
+    # Snapshot
+    def SimilarLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # Snapshot
+    def SimilarIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(38))
+        return o == 0
+
 def SnapshotStart(builder):
-    builder.StartObject(17)
+    builder.StartObject(18)
 
 def SnapshotAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -902,6 +988,12 @@ def SnapshotAddOutOfStock(builder, outOfStock):
     builder.PrependUOffsetTRelativeSlot(16, flatbuffers.number_types.UOffsetTFlags.py_type(outOfStock), 0)
 
 def SnapshotStartOutOfStockVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def SnapshotAddSimilar(builder, similar):
+    builder.PrependUOffsetTRelativeSlot(17, flatbuffers.number_types.UOffsetTFlags.py_type(similar), 0)
+
+def SnapshotStartSimilarVector(builder, numElems):
     return builder.StartVector(4, numElems, 4)
 
 def SnapshotEnd(builder):

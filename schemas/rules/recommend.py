@@ -21,11 +21,17 @@ class Catalog(Protocol):
     @property
     def out_of_stock(self) -> frozenset[str]: ...
 
+    def similar_items(self, item: str) -> Sequence[str]:
+        """The item model's nearest items to `item`, best first; empty when it knows none."""
+
 
 class EmptyCatalog:
     popular: Sequence[str] = ()
     popular_by_category: Mapping[str, Sequence[str]] = {}
     out_of_stock: frozenset[str] = frozenset()
+
+    def similar_items(self, item: str) -> Sequence[str]:
+        return ()
 
 
 class Picked(NamedTuple):  # a tuple: made once per recommendation, so cheap to make
@@ -88,9 +94,12 @@ def strategy_for(rec: Recommendation) -> Strategy:
                 return None
             key = (history.item, history.category, exclude)
             items = lists.get(catalog, key)
-            if items is None:
+            if items is None:  # the item model's neighbours; popularity fills what they leave
                 in_category = catalog.popular_by_category.get(history.category, ())
-                items = lists.put(key, _fill(limit, exclude, history.item, in_category, catalog.popular))
+                similar = catalog.similar_items(history.item)
+                items = lists.put(
+                    key, _fill(limit, exclude, history.item, similar, in_category, catalog.popular)
+                )
             return Picked(items, history.item, history.category)
 
         return similar
@@ -120,7 +129,8 @@ def strategy_for(rec: Recommendation) -> Strategy:
         if not cart:
             return None
         in_cart = {h.item for h in cart}
-        sources = [catalog.popular_by_category.get(h.category, ()) for h in cart]
+        sources = [catalog.similar_items(h.item) for h in cart]  # what sessions paired with the cart
+        sources += [catalog.popular_by_category.get(h.category, ()) for h in cart]
         return Picked(_fill(limit, exclude | in_cart, "", *sources), cart[0].item, cart[0].category)
 
     return bought_together
