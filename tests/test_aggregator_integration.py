@@ -248,8 +248,8 @@ async def test_items_viewed_in_one_session_become_each_others_similar_items_in_t
             return SnapshotReader(open_sealed(built.sealed, DEV_KEYS)).similar_items(shoe)
 
         deadline = time.monotonic() + 30
-        while (found := await similar_of_shoe()) != (sock, lace) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)  # noqa: ASYNC110 - polling what another task builds
+        while (found := await similar_of_shoe()) != (sock, lace) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)  # polling what the pipeline task commits
         assert found == (sock, lace)  # sock came with shoe in every session, lace in two of three
         reader = SnapshotReader(open_sealed((await builder.build()).sealed, DEV_KEYS))
         assert reader.similar_items(hat) == ()
