@@ -84,6 +84,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "all",
             "report",
             "aggregator",
+            "recs",
             "skeleton",
             "snapshot",
             "sync",
@@ -93,7 +94,8 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "proxy_load",
             "collect",
         ],
-        help="skeleton: event -> edge decision freshness; snapshot: build, size, load, lookups; "
+        help="skeleton: event -> edge decision freshness; recs: the item model's next-item hit-rate and "
+        "NDCG against popularity; snapshot: build, size, load, lookups; "
         "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy; "
         "decide: the decision in-process and /pz/decide against a bare route; decide_load, proxy_load, "
         "collect: open-loop rate sweeps; all: every scenario, then benchmarks/RESULTS.md with plots "
@@ -109,7 +111,10 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument("--duration", type=_positive_float, default=20.0, help="seconds of load (default 20)")
     bench.add_argument(
-        "--users", type=_positive_int, default=1_000_000, help="snapshot: users (default 1 000 000)"
+        "--users",
+        type=_positive_int,
+        default=None,
+        help="snapshot: users (default 1 000 000); recs: users of the generated shop (default 20 000)",
     )
     bench.add_argument(
         "--events", type=_positive_int, default=500_000, help="aggregator: events (default 500 000)"
@@ -291,7 +296,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.scenario == "snapshot":
         from benchmarks.snapshot import run_snapshot
 
-        return run_snapshot(users=args.users, quick=args.quick, json_path=args.json_path)
+        return run_snapshot(users=args.users or 1_000_000, quick=args.quick, json_path=args.json_path)
+    if args.scenario == "recs":
+        from benchmarks.recs import run_recs
+
+        return run_recs(users=args.users or 20_000, quick=args.quick, json_path=args.json_path)
     from benchmarks.skeleton import run_skeleton
 
     return run_skeleton(

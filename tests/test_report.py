@@ -61,5 +61,5 @@ def test_a_report_has_tables_plots_and_says_what_was_not_run(tmp_path: Path) -> 
     assert "![decide_load: latency against offered load](decide_load.png)" in text
     assert (tmp_path / "decide_load.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "freshness.png").exists() and "freshness.png" in text
-    assert text.count("Not run in this report.") >= 5  # decide, proxy, … were not in the folder
-    assert "`pz bench recs` comes with the item model" in text
+    assert text.count("Not run in this report.") >= 6  # decide, proxy, recs, … were not in the folder
+    assert "## recs — the item model's next-item prediction" in text
