@@ -31,7 +31,7 @@ PAIR_SEPARATOR = " "  # never in an item id (schemas.events allows [A-Za-z0-9._:
 @dataclass(frozen=True, slots=True)
 class ItemModelSettings:
     session_gap_s: int = 1800
-    neighbours: int = 4  # earlier items of the session a new item is paired with: bounds work per event
+    neighbours: int = 2  # earlier items of the session a new item is paired with: bounds work per event
     half_life_s: int = 7 * 86_400
     top_k: int = 10
     view_weight: float = 1.0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
+
 from aggregator.item_history import UserHistory, WindowSettings, add_events
 from aggregator.item_model import (
     CoOccurrence,
@@ -11,6 +15,7 @@ from aggregator.item_model import (
     pair_field,
     top_similar,
 )
+from benchmarks.recs import run_recs
 from schemas.events import Event
 from schemas.snapshot_codec import PartitionPosition, SnapshotContent, SnapshotReader, encode_snapshot
 
@@ -85,3 +90,11 @@ def test_the_snapshot_carries_the_similar_items_and_edges_look_them_up_in_place(
     assert reader.similar_items("p001") == () and reader.similar_items("zzz") == ()
     empty = SnapshotReader(encode_snapshot(SnapshotContent("e", T0 * 1000, {}, (), {}, ())))
     assert empty.similar_items("p000") == ()
+
+
+def test_on_the_generated_clickstream_the_item_model_beats_both_popularity_baselines(tmp_path: Path) -> None:
+    assert run_recs(quick=True, json_path=tmp_path / "recs.json") == 0
+    metrics = orjson.loads((tmp_path / "recs.json").read_bytes())["metrics"]
+    assert metrics["item_model_hit_rate_at_10"] > metrics["category_popularity_hit_rate_at_10"]
+    assert metrics["category_popularity_hit_rate_at_10"] > metrics["popularity_hit_rate_at_10"]
+    assert metrics["item_model_ndcg_at_10"] > metrics["category_popularity_ndcg_at_10"]
