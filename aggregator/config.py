@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.intake import IntakeSettings
 from aggregator.item_model import ItemModelSettings
 from schemas.settings import (
     DEV_SIGNING_KEY_ID,
@@ -44,6 +45,7 @@ class AggregatorConfig:
     rules_poll_s: float = 1.0  # how often the rules file is checked for changes
     inventory_file: Path | None = None  # {"out_of_stock": [...]}, read at every snapshot build if changed
     item_model: ItemModelSettings = ItemModelSettings()
+    intake: IntakeSettings = IntakeSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -84,5 +86,11 @@ class AggregatorConfig:
                 session_gap_s=env_int(e, "PZ_SESSION_GAP_S", d.item_model.session_gap_s, minimum=1),
                 half_life_s=env_int(e, "PZ_ITEM_HALF_LIFE_S", d.item_model.half_life_s, minimum=60),
                 top_k=env_int(e, "PZ_SIMILAR_ITEMS", d.item_model.top_k, minimum=1, maximum=100),
+            ),
+            intake=IntakeSettings(
+                allowed_lateness_s=env_int(
+                    e, "PZ_ALLOWED_LATENESS_S", d.intake.allowed_lateness_s, minimum=0
+                ),
+                max_clock_skew_ms=env_int(e, "PZ_MAX_CLOCK_SKEW_MS", d.intake.max_clock_skew_ms, minimum=0),
             ),
         )

@@ -6,6 +6,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("pz_aggregator_events_total", "Events consumed and applied", ["topic"])
 DEAD_LETTERS = Counter("pz_aggregator_dead_letters_total", "Records sent to the dead-letter topic", ["topic"])
+LATE_EVENTS = Counter(
+    "pz_aggregator_late_events_total", "Events past the allowed lateness, sent to the late topic", ["topic"]
+)
+CLOCK_SKEWED = Counter(
+    "pz_aggregator_clock_skewed_events_total", "Events whose client time was ahead of the allowed skew"
+)
+WATERMARK = Gauge("pz_aggregator_watermark_seconds", "Newest event time seen, per partition", ["partition"])
 BATCH_FAILURES = Counter(
     "pz_aggregator_batch_failures_total", "Batches rewound after an error (Redis, Kafka, other)"
 )

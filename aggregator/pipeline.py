@@ -27,13 +27,12 @@ from redis.exceptions import RedisError
 
 from aggregator import metrics
 from aggregator.config import AggregatorConfig
+from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.item_model import CoOccurrence, add_user_events
 from aggregator.state_store import CommitFenced, PartitionCommit, PartitionPosition, StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
-from schemas.errors import DecodeError
-from schemas.event_codec import decode_event
 from schemas.events import Event
 from schemas.signing import seal
 from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS
@@ -72,8 +71,8 @@ class Pipeline:
             config.purchase_window_s,
         )
         self._item_model = config.item_model
+        self._intake = config.intake
         self._positions: dict[int, PartitionPosition] = {}
-        self._watermarks_s: dict[int, int] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
         # what was lost), so their position is read back from Redis before anything else.
         self._uncertain: set[int] = set()
@@ -222,11 +221,11 @@ class Pipeline:
             self._uncertain.discard(partition)
         current = self._positions[partition]
         position = PartitionPosition(
-            dict(current.offsets), current.seq, current.delta_offset, current.commits
+            dict(current.offsets), current.seq, current.delta_offset, current.commits, current.watermark_s
         )
         events_by_user: dict[int, list[Event]] = defaultdict(list)
-        dead_letters = []
-        watermark_s = self._watermarks_s.get(partition, 0)
+        routed = []
+        watermark_s = current.watermark_s  # lateness is judged against the batches before this one
         for tp, records in parts:
             stored = current.offsets.get(tp.topic, 0)
             if records and records[0].offset < stored:
@@ -237,18 +236,18 @@ class Pipeline:
             for record in records:
                 if record.offset < stored:
                     continue
-                try:
-                    event = decode_event(record.value)
-                except DecodeError as exc:
-                    dead_letters.append(self._dead_letter(tp, record, str(exc)))
+                event = admit(record.value, current.watermark_s, self._intake)
+                if isinstance(event, Routed):
+                    routed.append(self._route(event, tp, record))
                 else:
                     events_by_user[event.user_key].append(event)
                     watermark_s = max(watermark_s, event.client_ms // 1000)
                     metrics.EVENTS.labels(tp.topic).inc()
                 position.offsets[tp.topic] = record.offset + 1
-        self._watermarks_s[partition] = watermark_s
-        if dead_letters:
-            await asyncio.gather(*dead_letters)
+        position.watermark_s = watermark_s
+        metrics.WATERMARK.labels(str(partition)).set(watermark_s)
+        if routed:  # kept before the offsets that pass them are committed
+            await asyncio.gather(*routed)
 
         states = await self._store.load_users(partition, events_by_user)
         item_views: dict[str, int] = defaultdict(int)
@@ -288,19 +287,20 @@ class Pipeline:
         position.delta_offset = sent.offset
         metrics.DELTAS.inc()
 
-    async def _dead_letter(self, tp: TopicPartition, record: Any, reason: str) -> None:
+    async def _route(self, routed: Routed, tp: TopicPartition, record: Any) -> None:
+        """A record that is not applied goes, unchanged, to the dead-letter or late topic with why."""
         assert self._producer is not None
         headers = [
-            ("pz-reason", reason.encode()),
+            ("pz-reason", routed.reason.encode()),
             ("pz-source-topic", tp.topic.encode()),
             ("pz-source-partition", str(tp.partition).encode()),
             ("pz-source-offset", str(record.offset).encode()),
         ]
-        await self._producer.send_and_wait(
-            DLQ_TOPIC,
-            record.value,
-            key=record.key,
-            headers=headers,
-        )
-        metrics.DEAD_LETTERS.labels(tp.topic).inc()
-        log.warning("record sent to dead-letter topic", extra={"topic": tp.topic, "reason": reason})
+        await self._producer.send_and_wait(routed.topic, record.value, key=record.key, headers=headers)
+        if routed.topic == DLQ_TOPIC:
+            metrics.DEAD_LETTERS.labels(tp.topic).inc()
+            log.warning(
+                "record sent to dead-letter topic", extra={"topic": tp.topic, "reason": routed.reason}
+            )
+        else:
+            metrics.LATE_EVENTS.labels(tp.topic).inc()

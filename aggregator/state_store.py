@@ -96,6 +96,7 @@ class PartitionPosition:
     seq: int = 0  # last delta sequence committed with the state
     delta_offset: int = -1
     commits: int = 0  # commits of this partition so far: the fence a commit must name to apply
+    watermark_s: int = 0  # newest event time applied: what expiry and lateness are judged against
 
 
 @dataclass(slots=True)
@@ -127,6 +128,8 @@ class StateStore:
                 position.delta_offset = int(value)
             elif text == "commits":
                 position.commits = int(value)
+            elif text == "watermark":
+                position.watermark_s = int(value)
             elif text.startswith("off:"):
                 position.offsets[text[4:]] = int(value)
         return position
@@ -149,10 +152,18 @@ class StateStore:
         position = batch.position
         fields: list[EncodableT] = [f"off:{t}" for t in position.offsets]
         values: list[EncodableT] = list(position.offsets.values())
-        args: list[EncodableT] = [self._user_ttl_s, position.commits, len(fields) + 2]
+        args: list[EncodableT] = [self._user_ttl_s, position.commits, len(fields) + 3]
         for name, value in zip(fields, values, strict=True):
             args += (name, value)
-        args += ("seq", position.seq, "delta_offset", position.delta_offset, len(batch.item_views))
+        args += (
+            "seq",
+            position.seq,
+            "delta_offset",
+            position.delta_offset,
+            "watermark",
+            position.watermark_s,
+        )
+        args.append(len(batch.item_views))
         for item, count in batch.item_views.items():
             args += (item, count)
         for run in (batch.item_categories, batch.together.pairs, batch.together.items):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 EVENT_TOPIC_PREFIX = "pz.events."
 DLQ_TOPIC = "pz.events.dlq"
+# Events further behind their partition's watermark than the allowed lateness: kept, not applied.
+LATE_TOPIC = "pz.events.late"
 DELTAS_TOPIC = "pz.deltas"
 # Rules updates (schemas/rules/channel.py), partition 0: edges take a new rule set in milliseconds
 # instead of at their next snapshot.
@@ -11,7 +13,7 @@ RULES_TOPIC = "pz.rules"
 INTERACTION_TYPES = ("page_view", "click", "add_to_cart", "purchase")
 EVENT_TOPICS = tuple(EVENT_TOPIC_PREFIX + t for t in INTERACTION_TYPES)
 EXPOSURE_TOPIC = EVENT_TOPIC_PREFIX + "exposure"
-ALL_TOPICS = (*EVENT_TOPICS, EXPOSURE_TOPIC, DLQ_TOPIC, DELTAS_TOPIC, RULES_TOPIC)
+ALL_TOPICS = (*EVENT_TOPICS, EXPOSURE_TOPIC, DLQ_TOPIC, LATE_TOPIC, DELTAS_TOPIC, RULES_TOPIC)
 
 
 def event_topic(event_type: str) -> str:

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as redis
@@ -15,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import load_state
+from aggregator.item_model import ItemModelSettings
 from aggregator.pipeline import Pipeline
 from aggregator.snapshots import SnapshotBuilder
 from aggregator.state_store import (
@@ -27,9 +29,10 @@ from aggregator.state_store import (
 from pz.embedded import start_redis
 from pz.processes import spawn, wait_for_tcp
 from schemas import Event, open_sealed
+from schemas.event_codec import decode_event
 from schemas.rules import default_rules
 from schemas.snapshot_codec import SnapshotReader
-from schemas.topics import DLQ_TOPIC, event_topic
+from schemas.topics import DLQ_TOPIC, LATE_TOPIC, event_topic
 from tests.conftest import PARTITIONS, Services
 from tests.kafka_helpers import DELTAS_TOPIC, DEV_KEYS, deltas_for, produce_events, read_topic, wait_until
 
@@ -56,8 +59,8 @@ def config(services: Services, group: str) -> AggregatorConfig:
     return AggregatorConfig(kafka_bootstrap=services.bootstrap, redis_url=services.redis_url, group_id=group)
 
 
-async def start_pipeline(services: Services, client: redis.Redis, group: str) -> Pipeline:
-    pipeline = Pipeline(config(services, group), StateStore(client, 3600))
+async def start_pipeline(services: Services, client: redis.Redis, group: str, **overrides: Any) -> Pipeline:
+    pipeline = Pipeline(replace(config(services, group), **overrides), StateStore(client, 3600))
     await pipeline.start()
     await wait_until(lambda: pipeline.assigned, timeout_s=30)
     return pipeline
@@ -230,15 +233,15 @@ async def test_items_viewed_in_one_session_become_each_others_similar_items_in_t
     events = []
     for n in range(12):
         user = fresh_user()
-        trail = [(shoe, 0), (sock, 30_000), (lace, 60_000)] if n % 3 else [(shoe, 0), (sock, 30_000)]
-        trail.append((hat, 3 * 3600_000))  # hours later: another session, paired with nothing before it
+        trail = [(shoe, 0), (sock, 5_000), (lace, 10_000)] if n % 3 else [(shoe, 0), (sock, 5_000)]
+        trail.append((hat, 90_000))  # past the session gap: another session, paired with nothing before it
         events += [
-            Event("page_view", user, now_ms - 4 * 3600_000 + dt, now_ms, item=i, category="c")
-            for i, dt in trail
+            Event("page_view", user, now_ms - 120_000 + dt, now_ms, item=i, category="c") for i, dt in trail
         ]
     await produce_events(services.bootstrap, events, PARTITIONS)
-    cfg = config(services, "g-" + secrets.token_hex(4))
-    pipeline = await start_pipeline(services, redis_client, cfg.group_id)
+    model = ItemModelSettings(session_gap_s=60)
+    cfg = replace(config(services, "g-" + secrets.token_hex(4)), item_model=model)
+    pipeline = await start_pipeline(services, redis_client, cfg.group_id, item_model=model)
     store = StateStore(redis_client, 3600)
     try:
         builder = SnapshotBuilder(replace(cfg, snapshot_dir=tmp_path), store, PARTITIONS, default_rules)
@@ -254,5 +257,33 @@ async def test_items_viewed_in_one_session_become_each_others_similar_items_in_t
         reader = SnapshotReader(open_sealed((await builder.build()).sealed, DEV_KEYS))
         assert reader.similar_items(hat) == ()
         assert set(reader.similar_items(lace)) == {shoe, sock}
+    finally:
+        await pipeline.stop()
+
+
+async def test_an_event_past_the_allowed_lateness_is_kept_on_the_late_topic_and_not_applied(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    user = fresh_user()
+    now_ms = int(time.time() * 1000)
+    await produce_events(services.bootstrap, views(user, "p0100", 1), PARTITIONS)
+    pipeline = await start_pipeline(services, redis_client, "g-" + secrets.token_hex(4))
+    try:
+        deadline = time.monotonic() + 30
+        while await stored_views(redis_client, user, "p0100") < 1 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the first view sets the partition's watermark
+        two_hours_ago = now_ms - 2 * 3600_000
+        late = Event("page_view", user, two_hours_ago, now_ms, item="p0101", category="c")
+        await produce_events(services.bootstrap, [late, *views(user, "p0102", 1)], PARTITIONS)
+        records = await read_topic(
+            services.bootstrap, LATE_TOPIC, lambda rs: any(decode_event(v) == late for _, v in rs)
+        )
+        record = next(r for r, v in records if decode_event(v) == late)
+        assert b"behind the partition's watermark" in dict(record.headers)["pz-reason"]  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while await stored_views(redis_client, user, "p0102") < 1 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the partition flows on past the late event
+        assert await stored_views(redis_client, user, "p0102") == 1
+        assert await stored_views(redis_client, user, "p0101") == 0
     finally:
         await pipeline.stop()
