@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aggregator.anomalies import AnomalySettings
 from aggregator.intake import IntakeSettings
 from aggregator.item_model import ItemModelSettings
 from schemas.settings import (
@@ -46,6 +47,7 @@ class AggregatorConfig:
     inventory_file: Path | None = None  # {"out_of_stock": [...]}, read at every snapshot build if changed
     item_model: ItemModelSettings = ItemModelSettings()
     intake: IntakeSettings = IntakeSettings()
+    anomalies: AnomalySettings = AnomalySettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -86,6 +88,10 @@ class AggregatorConfig:
                 session_gap_s=env_int(e, "PZ_SESSION_GAP_S", d.item_model.session_gap_s, minimum=1),
                 half_life_s=env_int(e, "PZ_ITEM_HALF_LIFE_S", d.item_model.half_life_s, minimum=60),
                 top_k=env_int(e, "PZ_SIMILAR_ITEMS", d.item_model.top_k, minimum=1, maximum=100),
+            ),
+            anomalies=AnomalySettings(
+                burst_window_s=env_int(e, "PZ_BOT_BURST_WINDOW_S", d.anomalies.burst_window_s, minimum=1),
+                burst_events=env_int(e, "PZ_BOT_BURST_EVENTS", d.anomalies.burst_events, minimum=2),
             ),
             intake=IntakeSettings(
                 allowed_lateness_s=env_int(

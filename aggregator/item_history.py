@@ -65,12 +65,12 @@ def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> No
                 del state[key]
 
 
-def to_profile(key: int, state: UserHistory, updated_ms: int) -> Profile:
+def to_profile(key: int, state: UserHistory, updated_ms: int, segments: tuple[str, ...] = ()) -> Profile:
     ordered = sorted(state.items(), key=lambda kv: kv[1][1][0], reverse=True)
     items = tuple(
         ItemHistory(item=item, category=c, times_s=tuple(t), event=kind) for (kind, item), (c, t) in ordered
     )
-    return Profile(key=key, items=items, updated_ms=updated_ms)
+    return Profile(key=key, items=items, segments=segments, updated_ms=updated_ms)
 
 
 def dump_state(state: UserHistory) -> bytes:

@@ -26,6 +26,7 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregator import metrics
+from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
 from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
@@ -72,6 +73,7 @@ class Pipeline:
         )
         self._item_model = config.item_model
         self._intake = config.intake
+        self._anomalies = config.anomalies
         self._positions: dict[int, PartitionPosition] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
         # what was lost), so their position is read back from Redis before anything else.
@@ -276,7 +278,11 @@ class Pipeline:
     ) -> None:
         assert self._producer is not None
         now_ms = int(time.time() * 1000)
-        upserts = [to_profile(key, state, now_ms) for key, state in states.items() if state]
+        upserts = [
+            to_profile(key, state, now_ms, user_flags(state, self._anomalies))
+            for key, state in states.items()
+            if state
+        ]
         deletes = [key for key, state in states.items() if not state]
         position.seq = await self._store.reserve_seq(partition, position.seq)
         batch = DeltaBatch(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator import metrics
+from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
 from aggregator.inventory import Inventory
 from aggregator.item_history import to_profile
@@ -86,7 +87,9 @@ class SnapshotBuilder:
                 positions[partition] = PartitionPosition(position.seq, position.delta_offset)
                 for key, state in (await self._store.scan_users(partition)).items():
                     if state:
-                        users.append(to_profile(key, state, created_ms))
+                        users.append(
+                            to_profile(key, state, created_ms, user_flags(state, self._config.anomalies))
+                        )
                 top, names = await self._store.popularity(partition, self._config.popular_limit)
                 for item, score in top:
                     views[item] += score

@@ -38,8 +38,8 @@ class _Source:
         if isinstance(node, Name):
             if node.name in self.segment_index:
                 return f"seg{self.segment_index[node.name]}(f)"
-            if node.name == "new_visitor":
-                return "f.new_visitor"
+            if node.name in ("new_visitor", "bot_suspect"):
+                return f"f.{node.name}"
             return f"ctx.get({node.name!r}, '')"
         if isinstance(node, Call):
             return self._call(node)

@@ -48,6 +48,8 @@ def _name(name: str, segments: Mapping[str, Evaluator]) -> Evaluator:
         return segments[name]
     if name == "new_visitor":
         return lambda f: f.new_visitor
+    if name == "bot_suspect":
+        return lambda f: f.bot_suspect
     if name == "segments":
         return lambda f: f.profile.segments if f.profile is not None else ()
     return lambda f: f.context.get(name, "")

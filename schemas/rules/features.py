@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
 
 NEVER_S = 10 * 365 * 86_400  # since_last() of something that never happened
+BOT_SUSPECT = "bot_suspect"  # the segment the aggregator sets on users with an inhuman event rate
 
 
 class ProfileIndex:
@@ -127,5 +128,9 @@ class Facts:
     def new_visitor(self) -> bool:
         return not self._index.times
 
+    @property
+    def bot_suspect(self) -> bool:
+        return self.profile is not None and BOT_SUSPECT in self.profile.segments
 
-__all__ = ["EVENT_KINDS", "Facts", "NEVER_S", "ProfileIndex", "index_of"]
+
+__all__ = ["BOT_SUSPECT", "EVENT_KINDS", "Facts", "NEVER_S", "ProfileIndex", "index_of"]

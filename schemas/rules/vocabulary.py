@@ -27,6 +27,7 @@ CONTEXT_NAMES: dict[str, str] = {
     "hour": "number",  # 0-23, local time of the site (PZ_SITE_TIMEZONE)
     "weekday": "string",  # "mon" … "sun", same clock
     "new_visitor": "bool",  # nothing known about this user yet
+    "bot_suspect": "bool",  # the aggregator saw an inhuman event rate (a segment it sets)
     "segments": "segments",
 }
 
