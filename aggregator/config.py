@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator.anomalies import AnomalySettings
+from aggregator.event_rates import RateAlarmSettings
 from aggregator.intake import IntakeSettings
 from aggregator.item_model import ItemModelSettings
 from schemas.settings import (
@@ -48,6 +49,7 @@ class AggregatorConfig:
     item_model: ItemModelSettings = ItemModelSettings()
     intake: IntakeSettings = IntakeSettings()
     anomalies: AnomalySettings = AnomalySettings()
+    rate_alarms: RateAlarmSettings = RateAlarmSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
@@ -88,6 +90,11 @@ class AggregatorConfig:
                 session_gap_s=env_int(e, "PZ_SESSION_GAP_S", d.item_model.session_gap_s, minimum=1),
                 half_life_s=env_int(e, "PZ_ITEM_HALF_LIFE_S", d.item_model.half_life_s, minimum=60),
                 top_k=env_int(e, "PZ_SIMILAR_ITEMS", d.item_model.top_k, minimum=1, maximum=100),
+            ),
+            rate_alarms=RateAlarmSettings(
+                tick_s=env_float(e, "PZ_RATE_TICK_S", d.rate_alarms.tick_s, minimum=0.1),
+                spike_factor=env_float(e, "PZ_RATE_SPIKE_FACTOR", d.rate_alarms.spike_factor, minimum=1.1),
+                drop_factor=env_float(e, "PZ_RATE_DROP_FACTOR", d.rate_alarms.drop_factor, minimum=1.1),
             ),
             anomalies=AnomalySettings(
                 burst_window_s=env_int(e, "PZ_BOT_BURST_WINDOW_S", d.anomalies.burst_window_s, minimum=1),

@@ -12,6 +12,18 @@ LATE_EVENTS = Counter(
 CLOCK_SKEWED = Counter(
     "pz_aggregator_clock_skewed_events_total", "Events whose client time was ahead of the allowed skew"
 )
+EVENT_RATE = Gauge("pz_aggregator_event_rate", "Events applied per second over the last tick", ["type"])
+EVENT_RATE_BASELINE = Gauge(
+    "pz_aggregator_event_rate_baseline", "The recent normal of the event rate", ["type"]
+)
+EVENT_RATE_ALARM = Gauge(
+    "pz_aggregator_event_rate_alarm",
+    "1 while the rate is a spike or a drop against its baseline",
+    ["type", "direction"],
+)
+EVENT_RATE_ALARMS = Counter(
+    "pz_aggregator_event_rate_alarms_total", "Rate alarms raised", ["type", "direction"]
+)
 WATERMARK = Gauge("pz_aggregator_watermark_seconds", "Newest event time seen, per partition", ["partition"])
 BATCH_FAILURES = Counter(
     "pz_aggregator_batch_failures_total", "Batches rewound after an error (Redis, Kafka, other)"

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
+from aggregator.event_rates import RateMonitor
 from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.item_model import CoOccurrence, add_user_events
@@ -36,7 +37,7 @@ from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.events import Event
 from schemas.signing import seal
-from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS
+from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS, INTERACTION_TYPES
 
 log = logging.getLogger("pz.aggregator.pipeline")
 _RETRY_BACKOFF_S = 0.5
@@ -74,6 +75,8 @@ class Pipeline:
         self._item_model = config.item_model
         self._intake = config.intake
         self._anomalies = config.anomalies
+        self.rates = RateMonitor(config.rate_alarms, INTERACTION_TYPES)
+        self._rates_task: asyncio.Task[None] | None = None
         self._positions: dict[int, PartitionPosition] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
         # what was lost), so their position is read back from Redis before anything else.
@@ -105,8 +108,10 @@ class Pipeline:
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="pz-aggregator-pipeline")
         self._task.add_done_callback(_log_end)
+        self._rates_task = asyncio.create_task(self._tick_rates(), name="pz-aggregator-event-rates")
 
     async def stop(self) -> None:
+        await cancel_and_wait(self._rates_task)
         await cancel_and_wait(self._task)
         if self._consumer is not None:
             await self._consumer.stop()
@@ -124,6 +129,7 @@ class Pipeline:
             self._positions.pop(tp.partition, None)
             self._uncertain.discard(tp.partition)
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+        self.rates.reset()
 
     async def drain(self) -> None:
         """Wait for the batch in flight, so that the next owner starts from its commit."""
@@ -146,7 +152,17 @@ class Pipeline:
                 self._consumer.seek(tp, offset)
         self.assigned = True
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+        self.rates.reset()
         log.info("partitions assigned", extra={"partitions": sorted(self._positions)})
+
+    async def _tick_rates(self) -> None:
+        interval_s = self._config.rate_alarms.tick_s
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            self.rates.tick(now - last)
+            last = now
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -245,6 +261,7 @@ class Pipeline:
                     events_by_user[event.user_key].append(event)
                     watermark_s = max(watermark_s, event.client_ms // 1000)
                     metrics.EVENTS.labels(tp.topic).inc()
+                    self.rates.count(event.type)
                 position.offsets[tp.topic] = record.offset + 1
         position.watermark_s = watermark_s
         metrics.WATERMARK.labels(str(partition)).set(watermark_s)
