@@ -72,7 +72,7 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             log.warning("using the development signing secret; set PZ_SIGNING_SECRET in production")
         client = redis.Redis.from_url(cfg.redis_url)
         store = StateStore(client, cfg.user_ttl_s)
-        pipeline = Pipeline(cfg, store)
+        pipeline = Pipeline(cfg, store, lambda: rules.current)
         builder = SnapshotBuilder(
             cfg, store, await _partition_count(cfg.kafka_bootstrap), lambda: rules.current
         )

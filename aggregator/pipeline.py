@@ -17,7 +17,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -36,10 +38,13 @@ from aggregator.state_store import CommitFenced, PartitionCommit, PartitionPosit
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.events import Event
+from schemas.rules import RuleSet, default_rules
+from schemas.rules.horizons import horizons
 from schemas.signing import seal
 from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPICS, INTERACTION_TYPES
 
 log = logging.getLogger("pz.aggregator.pipeline")
+default_rules_once = cache(default_rules)
 _RETRY_BACKOFF_S = 0.5
 _DRAIN_TIMEOUT_S = 10.0  # a rebalance waits this long for the batch in flight; the fence covers the rest
 
@@ -62,16 +67,21 @@ def _log_end(task: asyncio.Task[None]) -> None:
 
 
 class Pipeline:
-    def __init__(self, config: AggregatorConfig, store: StateStore) -> None:
+    def __init__(
+        self, config: AggregatorConfig, store: StateStore, rules: Callable[[], RuleSet] = default_rules_once
+    ) -> None:
         self._config = config
         self._store = store
-        self._settings = WindowSettings(
+        self._rules = rules
+        self._configured = WindowSettings(
             config.window_s,
             config.max_times_per_item,
             config.max_items_per_user,
             config.cart_window_s,
             config.purchase_window_s,
         )
+        self._settings = self._configured
+        self._settings_for: RuleSet | None = None
         self._item_model = config.item_model
         self._intake = config.intake
         self._anomalies = config.anomalies
@@ -241,6 +251,7 @@ class Pipeline:
         position = PartitionPosition(
             dict(current.offsets), current.seq, current.delta_offset, current.commits, current.watermark_s
         )
+        settings = self._window_settings()
         events_by_user: dict[int, list[Event]] = defaultdict(list)
         routed = []
         watermark_s = current.watermark_s  # lateness is judged against the batches before this one
@@ -274,8 +285,8 @@ class Pipeline:
         together = CoOccurrence.empty()
         for user_key, events in events_by_user.items():
             add_user_events(together, states[user_key], events, self._item_model)
-            add_events(states[user_key], events, self._settings)
-            expire(states[user_key], watermark_s, self._settings)
+            add_events(states[user_key], events, settings)
+            expire(states[user_key], watermark_s, settings)
             for event in events:
                 if event.type == "page_view" and event.item:
                     item_views[event.item] += 1
@@ -289,6 +300,22 @@ class Pipeline:
         )
         if partition in self._positions:  # not revoked meanwhile
             self._positions[partition] = position
+
+    def _window_settings(self) -> WindowSettings:
+        """The configured horizons, stretched to the longest window the rules in force look at."""
+        rules = self._rules()
+        if rules is not self._settings_for:
+            needed = horizons(rules)
+            base = self._configured
+            self._settings = replace(
+                base,
+                window_s=max(base.window_s, needed["view"]),
+                cart_window_s=max(base.cart_window_s, needed["cart"]),
+                purchase_window_s=max(base.purchase_window_s, needed["purchase"]),
+            )
+            self._settings_for = rules
+            log.info("window horizons", extra={"rules_version": rules.version, **needed})
+        return self._settings
 
     async def _publish_delta(
         self, partition: int, position: PartitionPosition, states: dict[int, UserHistory]

@@ -492,3 +492,31 @@ def test_sold_out_items_are_left_out_when_the_rule_says_so() -> None:
     decision = program.decide(facts(), Stocked, ["recs", "all"])
     assert [i["id"] for i in decision["recs"]["items"]] == ["p9", "p8", "p7"]
     assert [i["id"] for i in decision["all"]["items"]] == ["p9", "p6", "p8"]
+
+
+def test_session_windows_count_the_current_run_of_events_and_close_after_the_gap() -> None:
+    program = rules(
+        """
+version: sessions-1
+slots:
+  banner:
+    rules:
+      - when: session_views() >= 3 and session_length(gap=30m) >= 120
+        headers: {X-Pz-Session: engaged}
+      - when: session_views(gap=5m) >= 1
+        headers: {X-Pz-Session: started}
+    default:
+      headers: {X-Pz-Session: none}
+"""
+    )
+
+    def banner(*items: ItemHistory) -> str:
+        return str(program.decide(facts(*items), Catalog, ["banner"])["banner"]["headers"]["X-Pz-Session"])
+
+    # views 10 s, 100 s and 200 s ago, one 3 h ago (a session of its own)
+    assert banner(views("p1", 10, 200), views("p2", 100, 3 * 3600)) == "engaged"
+    assert banner(views("p1", 10, 60), views("p2", 3 * 3600)) == "started"  # 2 views: not yet engaged
+    assert banner(views("p1", 3600, 3700, 3800)) == "none"  # the session ended an hour ago
+    # with a 5-minute gap, views 10 min apart are separate sessions
+    f = facts(views("p1", 10, 600, 1200))
+    assert (f.session_views(300), f.session_views(1800), f.session_length(1800)) == (1, 3, 1200)

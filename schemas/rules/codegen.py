@@ -63,6 +63,11 @@ class _Source:
             return f"f.since_last({event.name!r})"
         if node.name == "in_cart":
             return "len(f.cart_items())"
+        if node.name in ("session_views", "session_length"):
+            gap = kwargs.get("gap")
+            seconds = gap.value if isinstance(gap, Literal) else FUNCTIONS[node.name].params[0].default
+            seconds = int(seconds)  # type: ignore[call-overload]
+            return f"f.{node.name}({seconds})"
         params = [p.name for p in FUNCTIONS[node.name].params]
         bound = {**dict(zip(params, node.args, strict=False)), **kwargs}
         first, second = (self.expr(bound[p]) for p in params)

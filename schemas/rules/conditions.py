@@ -75,6 +75,11 @@ def _call(node: Call, segments: Mapping[str, Evaluator], checker: TypeChecker) -
         return lambda f: f.since_last(event)
     if name == "in_cart":
         return lambda f: len(f.cart_items())
+    if name in ("session_views", "session_length"):
+        gap = int(literal("gap") if "gap" in args else FUNCTIONS[name].params[0].default)  # type: ignore[arg-type]
+        return (
+            (lambda f: f.session_views(gap)) if name == "session_views" else (lambda f: f.session_length(gap))
+        )
     first, second = (compile_condition(args[p.name], segments, checker) for p in FUNCTIONS[name].params)
     if name == "starts_with":
         return lambda f: str(first(f)).startswith(str(second(f)))

@@ -17,7 +17,7 @@ BOT_SUSPECT = "bot_suspect"  # the segment the aggregator sets on users with an 
 
 
 class ProfileIndex:
-    __slots__ = ("times", "last", "by_kind", "ascending", "focus")
+    __slots__ = ("times", "last", "by_kind", "ascending", "focus", "_every")
 
     def __init__(self, items: tuple[ItemHistory, ...]) -> None:
         by_kind: dict[str, list[ItemHistory]] = {}
@@ -36,6 +36,13 @@ class ProfileIndex:
         views = self.by_kind.get("view", ())
         # The item the user looks at: viewed last, and of those viewed in that second, viewed most.
         self.focus = max(views, key=lambda h: (h.times_s[0], len(h.times_s))) if views else None
+        self._every: list[int] | None = None
+
+    def all_times(self) -> list[int]:
+        """Every event time of any kind, ascending; made on first use (sessions need it)."""
+        if self._every is None:
+            self._every = sorted(t for flat in self.times.values() for t in flat)
+        return self._every
 
 
 _NO_ITEMS = ProfileIndex(())
@@ -69,6 +76,30 @@ class Facts:
     def count(self, kind: str, within_s: int) -> int:
         flat = self._index.times.get(kind)
         return len(flat) - bisect_left(flat, self.now_s - within_s) if flat else 0
+
+    def session_start(self, gap_s: int) -> int | None:
+        """When the user's current session began (a run of events, any kind, no further apart than
+        the gap, the last within the gap of now); None when no session is open."""
+        key = ("session", gap_s)
+        if key in self.memo:
+            return self.memo[key]  # type: ignore[return-value]
+        every = self._index.all_times()
+        start: int | None = None
+        if every and self.now_s - every[-1] <= gap_s:
+            i = len(every) - 1
+            while i > 0 and every[i] - every[i - 1] <= gap_s:
+                i -= 1
+            start = every[i]
+        self.memo[key] = start
+        return start
+
+    def session_views(self, gap_s: int) -> int:
+        start = self.session_start(gap_s)
+        return 0 if start is None else self.count("view", self.now_s - start)
+
+    def session_length(self, gap_s: int) -> int:
+        start = self.session_start(gap_s)
+        return 0 if start is None else self.now_s - start
 
     def item_views(self, within_s: int) -> int:
         found = self.memo.get(within_s)  # several slots ask the same: remembered for the page

@@ -72,6 +72,19 @@ FUNCTIONS: dict[str, Function] = {
         ),
         _fn("in_cart", "number", "items added to the cart since the last purchase"),
         _fn(
+            "session_views",
+            "number",
+            "page views in the user's current session (events no further apart than the gap; 0 once "
+            "the gap has passed since the last one)",
+            Param("gap", "duration", 1800),
+        ),
+        _fn(
+            "session_length",
+            "number",
+            "seconds from the first event of the user's current session to now (0 if none is open)",
+            Param("gap", "duration", 1800),
+        ),
+        _fn(
             "starts_with",
             "bool",
             "the text starts with the prefix",
@@ -96,7 +109,7 @@ STRATEGIES: dict[str, Function] = {
             "similar_to_recent",
             "items",
             "items like the one the user interacted with most recently, at least min_count times "
-            "within the duration (same category, most popular first)",
+            "within the duration: the item model's nearest items, then its category's most popular",
             Param("event", "event", "view"),
             Param("within", "duration", 600),
             Param("min_count", "number", 1),
@@ -116,8 +129,8 @@ STRATEGIES: dict[str, Function] = {
         _fn(
             "bought_together",
             "items",
-            "items bought with the ones in the cart (the category's best sellers until the item model "
-            "ships in snapshots)",
+            "items that sessions paired with the ones in the cart (the item model), then the best "
+            "sellers of their categories",
         ),
     )
 }
