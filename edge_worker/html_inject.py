@@ -58,6 +58,23 @@ _WHOLE_TAG = re.compile(  # atomic and possessive: linear time whatever the orig
     rb"[\t\n\f\r /]*+(/?)>"
 )
 _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
+# Outside placeholders almost everything is text, ordinary tags, end tags and comments, which pass
+# unchanged.
+# This matches the longest run of exactly that in one C-level call: a start tag is ordinary when it
+# does not open raw text (script, style, …) and has no data-pz-slot attribute; the run stops before
+# anything else (a comment, a raw-text element, a placeholder, an unfinished tag), which the
+# tokenizer below then handles one construct at a time. Same grammar as _WHOLE_TAG, possessive.
+_RAW_TEXT_NAMES = b"|".join(sorted(_RAW_TEXT))
+_ORDINARY_RUN = re.compile(
+    rb"(?>[^<]++"
+    rb"|<(?!(?i:" + _RAW_TEXT_NAMES + rb")[\t\n\f\r />])[a-zA-Z][^\t\n\f\r />]*+"
+    rb"(?>[\t\n\f\r /]*+(?!(?i:data-pz-slot)[\t\n\f\r />=])[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
+    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
+    rb"[\t\n\f\r /]*+/?>"
+    rb"|</[a-zA-Z][^>]*+>"
+    rb"|<!--(?!\s*+/?pz:slot)(?>[^-]++|-(?!->))*+-->"  # a whole comment that is not a pz marker
+    rb")*+"
+)
 _SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
 _SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
 
@@ -102,6 +119,8 @@ def _parse_start_tag(buf: bytes, pos: int) -> _StartTag | object | None:
 
 
 class HtmlInjector:
+    ordinary_runs = True  # the C-level fast path over ordinary markup; tests compare with it off
+
     def __init__(self, resolve: Resolver) -> None:
         self._resolve = resolve
         self._held = b""
@@ -154,6 +173,12 @@ class HtmlInjector:
                 pos = close + 3
                 self._in_comment = False
                 continue
+            if self.ordinary_runs and not self._skipping:
+                run_end = _ORDINARY_RUN.match(buf, pos).end()  # type: ignore[union-attr] # matches empty
+                if run_end > pos:
+                    emit(buf[pos:run_end])
+                    pos = run_end
+                    continue
             lt = buf.find(b"<", pos)
             if lt < 0:
                 if not self._skipping:

@@ -129,3 +129,48 @@ def test_any_split_gives_the_same_output_as_the_whole_page(parts: list[bytes], c
 def test_pages_without_placeholders_come_out_byte_identical(page: bytes, cuts: list[int]) -> None:
     page = page.replace(b"pz", b"zp")
     assert inject(page, [c % (len(page) + 1) for c in cuts]) == page
+
+
+tricky = st.sampled_from(
+    [
+        b'<a title="<script>">',
+        b"<DIV DATA-PZ-SLOT='hero'>",
+        b"<div\tdata-pz-slot=recs>",
+        b'<p data-pz-slotx="hero">',
+        b'<p title="data-pz-slot">',
+        b"<scriptx>",
+        b"<SCRIPT>x</SCRIPT>",
+        b"<a href=x>",
+        b"<textarea><div data-pz-slot='hero'></textarea>",
+        b"</div >",
+        b"<div/>",
+        b'<img alt="a>b" data-pz-slot="hero">',
+        b"<!---->",
+        b"<?xml?>",
+        b"< p>",
+        b"<!-- pz:slot hero -->",
+        b"<!--  /pz:slot -->",
+        b"<!-- pz:slotx -->",
+        b"<!-->",
+        b"<!--->",
+        b"<!-- -- -->",
+        b"<!--",
+        b"-->",
+        b'"',
+        b"=",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(fragments, tricky), max_size=40), st.lists(st.integers(0, 2000), max_size=12))
+def test_the_fast_path_over_ordinary_markup_changes_nothing(parts: list[bytes], cuts: list[int]) -> None:
+    """The same page, split the same way, with the one-regex fast path on and off (the tokenizer alone)."""
+    page = b"".join(parts)
+    split = [c % (len(page) + 1) for c in cuts]
+    fast = inject(page, split)
+    HtmlInjector.ordinary_runs = False
+    try:
+        assert inject(page, split) == fast
+    finally:
+        HtmlInjector.ordinary_runs = True
