@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import struct
-import sys
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import flatbuffers
-from flatbuffers import number_types, util
+from flatbuffers import util
 
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
-from schemas.fb_vectors import numbers_vector
+from schemas.fb_vectors import numbers_vector, read_numbers, strings_vector
 from schemas.profile_packing import ProfileUnpacker, pack_profile
 from schemas.profiles import Profile
 
@@ -40,14 +38,6 @@ class SnapshotContent:
     rules_json: bytes = b""
     out_of_stock: Collection[str] = ()
     similar: Mapping[str, Sequence[str]] = field(default_factory=dict)  # item -> nearest items, best first
-
-
-def _strings(builder: flatbuffers.Builder, values: Sequence[str]) -> int:
-    offsets = [builder.CreateString(v) for v in values]
-    builder.StartVector(4, len(offsets), 4)
-    for off in reversed(offsets):
-        builder.PrependUOffsetTRelative(off)
-    return int(builder.EndVector())
 
 
 def encode_snapshot(content: SnapshotContent) -> bytes:
@@ -80,14 +70,14 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     user_ends = numbers_vector(builder, "I", ends)
     user_keys = numbers_vector(builder, "Q", [u.key for u in users])
     item_categories = numbers_vector(builder, "H", [category_index[c] for c in item_category])
-    item_names = _strings(builder, list(item_index))
-    category_names = _strings(builder, list(category_index))
-    segment_names = _strings(builder, list(segment_index))
+    item_names = strings_vector(builder, list(item_index))
+    category_names = strings_vector(builder, list(category_index))
+    segment_names = strings_vector(builder, list(segment_index))
 
     category_offsets = []
     for category in sorted(content.popular_by_category):
         name = builder.CreateString(category)
-        items = _strings(builder, content.popular_by_category[category])
+        items = strings_vector(builder, content.popular_by_category[category])
         fb.CategoryPopularityStart(builder)
         fb.CategoryPopularityAddCategory(builder, name)
         fb.CategoryPopularityAddItems(builder, items)
@@ -96,11 +86,11 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     for off in reversed(category_offsets):
         builder.PrependUOffsetTRelative(off)
     categories_vec = builder.EndVector()
-    popular_vec = _strings(builder, content.popular)
+    popular_vec = strings_vector(builder, content.popular)
     similar_offsets = []
     for item in sorted(content.similar):
         name = builder.CreateString(item)
-        items = _strings(builder, content.similar[item])
+        items = strings_vector(builder, content.similar[item])
         fb.SimilarItemsStart(builder)
         fb.SimilarItemsAddItem(builder, name)
         fb.SimilarItemsAddItems(builder, items)
@@ -119,7 +109,7 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     snapshot_id = builder.CreateString(content.snapshot_id)
     rules_version = builder.CreateString(content.rules_version)
     rules_json = builder.CreateByteVector(content.rules_json)
-    out_of_stock = _strings(builder, sorted(content.out_of_stock))
+    out_of_stock = strings_vector(builder, sorted(content.out_of_stock))
     fb.SnapshotStart(builder)
     fb.SnapshotAddFormatVersion(builder, SNAPSHOT_FORMAT_VERSION)
     fb.SnapshotAddId(builder, snapshot_id)
@@ -197,9 +187,9 @@ class SnapshotReader:
             if root.FormatVersion() != SNAPSHOT_FORMAT_VERSION:
                 raise DecodeError(f"unsupported snapshot format version {root.FormatVersion()}")
             tab = root._tab  # noqa: SLF001 - flatbuffers exposes no public accessor for a vector's bytes
-            self._keys = _vector(buf, tab, _USER_KEYS, "Q")
-            self._ends = _vector(buf, tab, _USER_ENDS, "I")
-            self._data = _vector(buf, tab, _USER_DATA, "B")
+            self._keys = read_numbers(buf, tab, _USER_KEYS, "Q")
+            self._ends = read_numbers(buf, tab, _USER_ENDS, "I")
+            self._data = read_numbers(buf, tab, _USER_DATA, "B")
             self._user_count = len(self._keys)
             if len(self._ends) != self._user_count:
                 raise DecodeError(f"{len(self._ends)} profile ends for {self._user_count} user keys")
@@ -208,12 +198,12 @@ class SnapshotReader:
             self.snapshot_id = (root.Id() or b"").decode()
             self.created_ms = root.CreatedMs()
             self.rules_version = (root.RulesVersion() or b"").decode()
-            self.rules_json = bytes(_vector(buf, tab, _RULES, "B"))
+            self.rules_json = bytes(read_numbers(buf, tab, _RULES, "B"))
             self.out_of_stock = frozenset(root.OutOfStock(i).decode() for i in range(root.OutOfStockLength()))
             categories = [
                 c.decode() for c in (root.CategoryNames(i) for i in range(root.CategoryNamesLength()))
             ]
-            item_categories = _vector(buf, tab, _ITEM_CATEGORIES, "H")
+            item_categories = read_numbers(buf, tab, _ITEM_CATEGORIES, "H")
             if any(c >= len(categories) for c in item_categories):
                 raise DecodeError("an item refers past the category dictionary")
             self._unpacker = ProfileUnpacker(
@@ -304,23 +294,3 @@ _SIMILAR_KEPT = 65_536  # items whose similar-items lists a reader keeps decoded
 
 # vtable offsets of Snapshot's vector fields (4 + 2 * field index)
 _USER_KEYS, _ITEM_CATEGORIES, _USER_ENDS, _USER_DATA, _RULES = 18, 22, 28, 30, 34
-
-
-def _vector(
-    buf: bytes | memoryview, tab: Any, field: int, typecode: Literal["B", "H", "I", "Q"]
-) -> Sequence[int]:
-    """A vector of fixed-width numbers as a sequence, read in place."""
-    o = number_types.UOffsetTFlags.py_type(tab.Offset(field))
-    view = memoryview(buf)
-    if o == 0:
-        return view[0:0].cast(typecode) if typecode != "B" else view[0:0]
-    start, count = tab.Vector(o), tab.VectorLen(o)
-    width = struct.calcsize(typecode)
-    if start + width * count > len(buf):
-        raise DecodeError("a vector runs past the end of the buffer")
-    part = view[start : start + width * count]
-    if typecode == "B":
-        return part
-    if sys.byteorder == "little":  # FlatBuffers are little-endian: the bytes are native numbers
-        return part.cast(typecode)
-    return [int.from_bytes(part[i : i + width], "little") for i in range(0, width * count, width)]

@@ -89,8 +89,10 @@ def test_snapshot_finds_users_by_binary_search_in_place() -> None:
 
 
 def test_delta_round_trip() -> None:
-    batch = DeltaBatch(3, 9, 77, (profile(1), profile(2, "p9")), (5, 6))
+    batch = DeltaBatch(3, 9, 77, (profile(1), profile(2, "p8")), (5, 6))
     assert decode_delta(open_sealed(seal(encode_delta(batch), KEY), KEYS)) == batch
+    empty = DeltaBatch(0, 1, 2_000, (), (7,))
+    assert decode_delta(encode_delta(empty)) == empty
 
 
 def test_tampered_payload_fails_verification() -> None:

@@ -1048,30 +1048,6 @@ class DeltaBatch(object):
         return 0
 
     # DeltaBatch
-    def Upserts(self, j):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
-        if o != 0:
-            x = self._tab.Vector(o)
-            x += flatbuffers.number_types.UOffsetTFlags.py_type(j) * 4
-            x = self._tab.Indirect(x)
-            obj = UserProfile()
-            obj.Init(self._tab.Bytes, x)
-            return obj
-        return None
-
-    # DeltaBatch
-    def UpsertsLength(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
-        if o != 0:
-            return self._tab.VectorLen(o)
-        return 0
-
-    # DeltaBatch
-    def UpsertsIsNone(self):
-        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(12))
-        return o == 0
-
-    # DeltaBatch
     def Deletes(self, j):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
         if o != 0:
@@ -1098,8 +1074,149 @@ class DeltaBatch(object):
         o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(14))
         return o == 0
 
+    # DeltaBatch
+    def UserKeys(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint64Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 8))
+        return 0
+
+    # DeltaBatch
+    def UserKeysAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint64Flags, o)
+        return 0
+
+    # DeltaBatch
+    def UserKeysLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def UserKeysIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(16))
+        return o == 0
+
+    # DeltaBatch
+    def UserEnds(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # DeltaBatch
+    def UserEndsAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint32Flags, o)
+        return 0
+
+    # DeltaBatch
+    def UserEndsLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def UserEndsIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(18))
+        return o == 0
+
+    # DeltaBatch
+    def UserData(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Uint8Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 1))
+        return 0
+
+    # DeltaBatch
+    def UserDataAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Uint8Flags, o)
+        return 0
+
+    # DeltaBatch
+    def UserDataLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def UserDataIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(20))
+        return o == 0
+
+    # DeltaBatch
+    def ItemNames(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # DeltaBatch
+    def ItemNamesLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def ItemNamesIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(22))
+        return o == 0
+
+    # DeltaBatch
+    def ItemCategories(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # DeltaBatch
+    def ItemCategoriesLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def ItemCategoriesIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(24))
+        return o == 0
+
+    # DeltaBatch
+    def SegmentNames(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.String(a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return ""
+
+    # DeltaBatch
+    def SegmentNamesLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # DeltaBatch
+    def SegmentNamesIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(26))
+        return o == 0
+
 def DeltaBatchStart(builder):
-    builder.StartObject(6)
+    builder.StartObject(12)
 
 def DeltaBatchAddFormatVersion(builder, formatVersion):
     builder.PrependUint16Slot(0, formatVersion, 0)
@@ -1113,17 +1230,47 @@ def DeltaBatchAddSeq(builder, seq):
 def DeltaBatchAddCreatedMs(builder, createdMs):
     builder.PrependInt64Slot(3, createdMs, 0)
 
-def DeltaBatchAddUpserts(builder, upserts):
-    builder.PrependUOffsetTRelativeSlot(4, flatbuffers.number_types.UOffsetTFlags.py_type(upserts), 0)
-
-def DeltaBatchStartUpsertsVector(builder, numElems):
-    return builder.StartVector(4, numElems, 4)
-
 def DeltaBatchAddDeletes(builder, deletes):
     builder.PrependUOffsetTRelativeSlot(5, flatbuffers.number_types.UOffsetTFlags.py_type(deletes), 0)
 
 def DeltaBatchStartDeletesVector(builder, numElems):
     return builder.StartVector(8, numElems, 8)
+
+def DeltaBatchAddUserKeys(builder, userKeys):
+    builder.PrependUOffsetTRelativeSlot(6, flatbuffers.number_types.UOffsetTFlags.py_type(userKeys), 0)
+
+def DeltaBatchStartUserKeysVector(builder, numElems):
+    return builder.StartVector(8, numElems, 8)
+
+def DeltaBatchAddUserEnds(builder, userEnds):
+    builder.PrependUOffsetTRelativeSlot(7, flatbuffers.number_types.UOffsetTFlags.py_type(userEnds), 0)
+
+def DeltaBatchStartUserEndsVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def DeltaBatchAddUserData(builder, userData):
+    builder.PrependUOffsetTRelativeSlot(8, flatbuffers.number_types.UOffsetTFlags.py_type(userData), 0)
+
+def DeltaBatchStartUserDataVector(builder, numElems):
+    return builder.StartVector(1, numElems, 1)
+
+def DeltaBatchAddItemNames(builder, itemNames):
+    builder.PrependUOffsetTRelativeSlot(9, flatbuffers.number_types.UOffsetTFlags.py_type(itemNames), 0)
+
+def DeltaBatchStartItemNamesVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def DeltaBatchAddItemCategories(builder, itemCategories):
+    builder.PrependUOffsetTRelativeSlot(10, flatbuffers.number_types.UOffsetTFlags.py_type(itemCategories), 0)
+
+def DeltaBatchStartItemCategoriesVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
+
+def DeltaBatchAddSegmentNames(builder, segmentNames):
+    builder.PrependUOffsetTRelativeSlot(11, flatbuffers.number_types.UOffsetTFlags.py_type(segmentNames), 0)
+
+def DeltaBatchStartSegmentNamesVector(builder, numElems):
+    return builder.StartVector(4, numElems, 4)
 
 def DeltaBatchEnd(builder):
     return builder.EndObject()
