@@ -14,6 +14,8 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
+from schemas.rules.periods import PERIOD_STARTS, period_starts
+
 _MOBILE_UA = re.compile(r"Mobi|Android|iPhone|iPod|Opera Mini|IEMobile", re.IGNORECASE)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _UTM = ("utm_source", "utm_medium", "utm_campaign")
@@ -38,6 +40,7 @@ class ContextReader:
         self._pages: dict[str, tuple[str, str, str, str]] = {}
         self._clock: tuple[int, int, str] = (-1, 0, "")
         self._devices: dict[str, str] = {}  # user agents repeat too
+        self._periods: tuple[int, dict[str, int]] = (-1, {})
 
     def _page(self, page: str) -> tuple[str, str, str, str]:
         found = self._pages.get(page)
@@ -92,4 +95,12 @@ class ContextReader:
             context["referrer"] = (urlsplit(referrer[:MAX_PAGE_CHARS]).hostname or "") if referrer else ""
         if "hour" in names or "weekday" in names:
             context["hour"], context["weekday"] = self._local_time(now_s)
+        if PERIOD_STARTS in names:
+            context[PERIOD_STARTS] = self._period_starts(now_s)
         return context
+
+    def _period_starts(self, now_s: float) -> dict[str, int]:
+        minute = int(now_s) // 60  # periods begin on the minute in every time zone
+        if self._periods[0] != minute:
+            self._periods = (minute, period_starts(now_s, self._zone))
+        return self._periods[1]

@@ -53,3 +53,10 @@ def test_the_aggregator_stretches_its_horizons_to_the_rules_in_force_and_back_to
     )
     second = pipeline._window_settings()  # noqa: SLF001
     assert second.horizon_s("view") == 600  # back to what was configured once the rules no longer need more
+
+
+def test_a_tumbling_window_needs_its_whole_period() -> None:
+    weekly = LONG_VIEWS.replace("carts(within=2h) >= 1", "this_period(purchase, week) >= 1").replace(
+        "long-1", "w-1"
+    )
+    assert horizons(load_rules_text(weekly))["purchase"] == 7 * 86_400

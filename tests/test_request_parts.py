@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from edge_worker.request_context import ContextReader, ContextSettings
 from edge_worker.request_parts import cookie_of, headers_of, query_of
+from schemas.rules.periods import PERIOD_STARTS, period_starts
 
 
 def test_query_takes_the_first_value_and_keeps_blank_ones() -> None:
@@ -36,3 +40,20 @@ def test_context_reads_only_what_the_rules_use() -> None:
     assert reader.read(frozenset(), headers, page, "", 0) == {}
     ref = reader.read(frozenset({"referrer"}), {}, "/", "https://www.google.com/search?q=x", 0)
     assert ref == {"referrer": "www.google.com"}
+
+
+def test_period_starts_follow_the_sites_calendar_and_clock_changes() -> None:
+    berlin = ContextReader(ContextSettings(timezone="Europe/Berlin"))
+    # Wednesday 2026-03-04 10:30 in Berlin (UTC+1)
+    now = datetime(2026, 3, 4, 10, 30, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    starts = berlin.read(frozenset({PERIOD_STARTS}), {}, "/", "", now)[PERIOD_STARTS]
+    assert starts == {
+        "hour": int(datetime(2026, 3, 4, 10, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()),
+        "day": int(datetime(2026, 3, 4, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()),
+        "week": int(datetime(2026, 3, 2, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()),  # Monday
+    }
+    # the day the clocks go forward is 23 hours long: local midnight, not now - 24 h
+    after = datetime(2026, 3, 29, 12, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+    day = period_starts(after, ZoneInfo("Europe/Berlin"))["day"]
+    assert after - day == 11 * 3600
+    assert berlin.read(frozenset({"country"}), {}, "/", "", now).get(PERIOD_STARTS) is None  # only if used

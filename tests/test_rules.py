@@ -520,3 +520,37 @@ slots:
     # with a 5-minute gap, views 10 min apart are separate sessions
     f = facts(views("p1", 10, 600, 1200))
     assert (f.session_views(300), f.session_views(1800), f.session_length(1800)) == (1, 3, 1200)
+
+
+def test_tumbling_windows_count_since_the_period_began_on_the_sites_clock() -> None:
+    program = rules(
+        """
+version: periods-1
+segments:
+  bought_today: this_period(purchase, day) >= 1
+slots:
+  banner:
+    rules:
+      - when: bought_today
+        headers: {X-Pz-Today: bought}
+      - when: this_period(event=view, period=hour) >= 2
+        headers: {X-Pz-Today: browsing}
+    default:
+      headers: {X-Pz-Today: none}
+"""
+    )
+    assert program.context_names == frozenset({"period_starts"})
+    midnight = NOW - 5 * 3600  # the site's day began five hours ago
+    context = {"period_starts": {"hour": NOW - 1800, "day": midnight, "week": midnight - 86_400}}
+    bought = ItemHistory("p1", "shoes", (NOW - 4 * 3600,), "purchase")  # after midnight
+    yesterday = ItemHistory("p1", "shoes", (NOW - 6 * 3600,), "purchase")
+
+    def banner(*items: ItemHistory) -> str:
+        decided = program.decide(facts(*items, context=context), Catalog, ["banner"])
+        return str(decided["banner"]["headers"]["X-Pz-Today"])
+
+    assert banner(bought) == "bought"
+    assert banner(yesterday, views("p2", 60, 600)) == "browsing"  # both views in this half hour
+    assert banner(yesterday, views("p2", 60, 2400)) == "none"  # one was in the previous hour
+    problems = problems_of(BRIEF.replace("item_views(within=10m) >= 3", "day >= 1"))
+    assert problems and all("'day' names a period: use it as an argument" in p for p in problems)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from schemas.rules.expressions import BoolOp, Call, Compare, ListOf, Literal, Name, Node, Not
-from schemas.rules.vocabulary import FUNCTIONS
+from schemas.rules.vocabulary import FUNCTIONS, bound_arguments
 
 _COUNTED = {"views": "view", "carts": "cart", "purchases": "purchase"}
 
@@ -63,14 +63,18 @@ class _Source:
             return f"f.since_last({event.name!r})"
         if node.name == "in_cart":
             return "len(f.cart_items())"
+        if node.name == "this_period":
+            bound = bound_arguments(node)
+            event, period = bound["event"], bound["period"]
+            assert isinstance(event, Name) and isinstance(period, Name)
+            return f"f.this_period({event.name!r}, {period.name!r})"
         if node.name in ("session_views", "session_length"):
             gap = kwargs.get("gap")
             seconds = gap.value if isinstance(gap, Literal) else FUNCTIONS[node.name].params[0].default
             seconds = int(seconds)  # type: ignore[call-overload]
             return f"f.{node.name}({seconds})"
-        params = [p.name for p in FUNCTIONS[node.name].params]
-        bound = {**dict(zip(params, node.args, strict=False)), **kwargs}
-        first, second = (self.expr(bound[p]) for p in params)
+        bound = bound_arguments(node)
+        first, second = (self.expr(bound[p.name]) for p in FUNCTIONS[node.name].params)
         if node.name == "starts_with":
             return f"str({first}).startswith(str({second}))"
         return f"(str({second}) in str({first}))"  # contains

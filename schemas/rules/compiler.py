@@ -13,11 +13,12 @@ from typing import Any
 from schemas.rules.actions import CompiledAction
 from schemas.rules.codegen import generate
 from schemas.rules.conditions import Evaluator, compile_condition
-from schemas.rules.expressions import BoolOp, Compare, Name, Node, Not, source_of, walk
+from schemas.rules.expressions import BoolOp, Call, Compare, Name, Node, Not, source_of, walk
 from schemas.rules.features import Facts
 from schemas.rules.model import Experiment, RuleSet
+from schemas.rules.periods import PERIOD_STARTS
 from schemas.rules.recommend import Catalog, EmptyCatalog
-from schemas.rules.vocabulary import CONTEXT_NAMES, TypeChecker
+from schemas.rules.vocabulary import CONTEXT_NAMES, TypeChecker, word_arguments
 
 __all__ = ["Catalog", "CompiledAction", "EmptyCatalog", "Exposure", "Program", "compile_rules"]
 
@@ -141,15 +142,19 @@ class Program:
         ] + [s.default for s in rules.slots.values()]
         self.header_names = frozenset(name.lower() for a in actions for name, _ in a.headers)
         # What the edge must read from the request for these rules (and nothing more).
+        conditions = [
+            *rules.segments.values(),
+            *(r.when for s in rules.slots.values() for r in s.rules if r.when),
+        ]
+        used = [n for node in conditions for n in walk(node)]
+        words = {
+            id(arg) for n in used if isinstance(n, Call) for arg in word_arguments(n)
+        }  # `hour` in a call
         self.context_names = frozenset(
-            n.name
-            for node in [
-                *rules.segments.values(),
-                *(r.when for s in rules.slots.values() for r in s.rules if r.when),
-            ]
-            for n in _names(node)
-            if n.name in CONTEXT_NAMES
+            n.name for n in used if isinstance(n, Name) and n.name in CONTEXT_NAMES and id(n) not in words
         )
+        if any(isinstance(n, Call) and n.name == "this_period" for n in used):
+            self.context_names |= {PERIOD_STARTS}
 
     @staticmethod
     def _memoised(name: str, evaluate: Evaluator) -> Evaluator:
@@ -281,10 +286,6 @@ class Program:
             verdict = "holds" if value else "does not hold"
             return value, [f"{source_of(node.left)} is {shown!r}: {source_of(node)} {verdict}"]
         return value, [f"{source_of(node)} is {'true' if value else 'false'}"]
-
-
-def _names(node: Node | None) -> list[Name]:
-    return [n for n in walk(node) if isinstance(n, Name)] if node is not None else []
 
 
 def compile_rules(rules: RuleSet, on_error: Callable[[str, str, Exception], None] | None = None) -> Program:

@@ -75,6 +75,9 @@ def _call(node: Call, segments: Mapping[str, Evaluator], checker: TypeChecker) -
         return lambda f: f.since_last(event)
     if name == "in_cart":
         return lambda f: len(f.cart_items())
+    if name == "this_period":
+        kind, period = str(literal("event")), str(literal("period"))
+        return lambda f: f.this_period(kind, period)
     if name in ("session_views", "session_length"):
         gap = int(literal("gap") if "gap" in args else FUNCTIONS[name].params[0].default)  # type: ignore[arg-type]
         return (

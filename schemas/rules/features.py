@@ -11,6 +11,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 
 from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.rules.periods import PERIOD_STARTS, period_starts
 
 NEVER_S = 10 * 365 * 86_400  # since_last() of something that never happened
 BOT_SUSPECT = "bot_suspect"  # the segment the aggregator sets on users with an inhuman event rate
@@ -92,6 +93,14 @@ class Facts:
             start = every[i]
         self.memo[key] = start
         return start
+
+    def this_period(self, kind: str, period: str) -> int:
+        starts = self.context.get(PERIOD_STARTS)
+        if not isinstance(starts, dict):
+            starts = self.memo.get(PERIOD_STARTS)
+            if starts is None:
+                starts = self.memo[PERIOD_STARTS] = period_starts(self.now_s)  # no site clock given: UTC
+        return self.count(kind, self.now_s - starts[period])  # type: ignore[index]
 
     def session_views(self, gap_s: int) -> int:
         start = self.session_start(gap_s)

@@ -12,17 +12,21 @@ from collections.abc import Iterator
 
 from schemas.rules.expressions import Call, Literal, Name, Node, walk
 from schemas.rules.model import Action, RuleSet
-from schemas.rules.vocabulary import EVENTS, FUNCTIONS, STRATEGIES
+from schemas.rules.periods import PERIOD_SECONDS
+from schemas.rules.vocabulary import EVENTS, FUNCTIONS, STRATEGIES, bound_arguments
 
 SESSION_HORIZON_S = 6 * 3600
 _COUNTS = {"views": "view", "carts": "cart", "purchases": "purchase", "item_views": "view"}
 
 
-def _literal(call: Call, name: str, defaults: dict[str, object]) -> object:
-    for key, value in call.kwargs:
-        if key == name and isinstance(value, Literal | Name):
-            return value.value if isinstance(value, Literal) else value.name
-    return defaults.get(name)
+def _literal(call: Call, name: str) -> object:
+    """A literal argument's value (a duration, an event or period word), or the parameter's default."""
+    value = bound_arguments(call).get(name)
+    if isinstance(value, Literal):
+        return value.value
+    if isinstance(value, Name):
+        return value.name
+    return next(p.default for p in FUNCTIONS[call.name].params if p.name == name)
 
 
 def _conditions(rules: RuleSet) -> Iterator[Node]:
@@ -49,10 +53,12 @@ def horizons(rules: RuleSet) -> dict[str, int]:
         for node in walk(condition):
             if not isinstance(node, Call) or node.name not in FUNCTIONS:
                 continue
-            defaults = {p.name: p.default for p in FUNCTIONS[node.name].params}
             if node.name in _COUNTS:
                 kind = _COUNTS[node.name]
-                needed[kind] = max(needed[kind], int(_literal(node, "within", defaults)))  # type: ignore[call-overload]
+                needed[kind] = max(needed[kind], int(_literal(node, "within")))  # type: ignore[call-overload]
+            elif node.name == "this_period":
+                kind, period = str(_literal(node, "event")), str(_literal(node, "period"))
+                needed[kind] = max(needed[kind], PERIOD_SECONDS[period])
             elif node.name in ("session_views", "session_length"):
                 for kind in EVENTS:
                     needed[kind] = max(needed[kind], SESSION_HORIZON_S)

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from schemas.rules.expressions import BoolOp, Call, Compare, ExpressionError, ListOf, Literal, Name, Node, Not
+from schemas.rules.periods import PERIODS
 
 EVENTS = ("view", "cart", "purchase")
 
@@ -71,6 +72,14 @@ FUNCTIONS: dict[str, Function] = {
             Param("event", "event", positional=True),
         ),
         _fn("in_cart", "number", "items added to the cart since the last purchase"),
+        _fn(
+            "this_period",
+            "number",
+            "events of that kind since the current hour, day or week began, in the site's time zone "
+            "(a tumbling window; weeks begin on Monday)",
+            Param("event", "event", positional=True),
+            Param("period", "period", positional=True),
+        ),
         _fn(
             "session_views",
             "number",
@@ -138,6 +147,24 @@ STRATEGIES: dict[str, Function] = {
 EXCLUDES = ("purchased", "in_cart", "viewed", "out_of_stock")
 
 
+def bound_arguments(call: Call) -> dict[str, Node]:
+    """A checked call's arguments by parameter name, positional or not (defaults not filled)."""
+    params = [p.name for p in FUNCTIONS[call.name].params]
+    return {**dict(zip(params, call.args, strict=False)), **dict(call.kwargs)}
+
+
+def word_arguments(call: Call) -> list[Node]:
+    """The arguments of a call that are bare words (an event kind, a period), not names to look up."""
+    if call.name not in FUNCTIONS:
+        return []
+    bound = bound_arguments(call)
+    return [
+        bound[p.name]
+        for p in FUNCTIONS[call.name].params
+        if p.type in ("event", "period") and p.name in bound
+    ]
+
+
 def unknown_message(kind: str, name: str, known: Collection[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
@@ -186,6 +213,8 @@ class TypeChecker:
             return "bool"
         if node.name in EVENTS:
             raise ExpressionError(f"{node.name!r} names an event kind: use it as an argument", node.offset)
+        if node.name in PERIODS:
+            raise ExpressionError(f"{node.name!r} names a period: use it as an argument", node.offset)
         raise ExpressionError(
             unknown_message("name", node.name, [*CONTEXT_NAMES, *self.segments]), node.offset
         )
@@ -261,6 +290,10 @@ class TypeChecker:
         if param.type == "event":
             if not (isinstance(value, Name) and value.name in EVENTS):
                 raise ExpressionError(f"{where} is one of {', '.join(EVENTS)}", value.offset)
+            return
+        if param.type == "period":
+            if not (isinstance(value, Name) and value.name in PERIODS):
+                raise ExpressionError(f"{where} is one of {', '.join(PERIODS)}", value.offset)
             return
         if param.type == "number":
             if not (
