@@ -24,6 +24,11 @@ EVENT_RATE_ALARM = Gauge(
 EVENT_RATE_ALARMS = Counter(
     "pz_aggregator_event_rate_alarms_total", "Rate alarms raised", ["type", "direction"]
 )
+CONSUMER_LAG = Gauge(
+    "pz_aggregator_consumer_lag",
+    "Records behind the newest in the partition, from the last fetch response",
+    ["topic", "partition"],
+)
 WATERMARK = Gauge("pz_aggregator_watermark_seconds", "Newest event time seen, per partition", ["partition"])
 BATCH_FAILURES = Counter(
     "pz_aggregator_batch_failures_total", "Batches rewound after an error (Redis, Kafka, other)"

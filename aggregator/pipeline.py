@@ -188,6 +188,7 @@ class Pipeline:
 
     async def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
+        self._record_lag(batch)
         by_partition: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
         for tp, records in batch.items():
             by_partition[tp.partition].append((tp, records))
@@ -300,6 +301,16 @@ class Pipeline:
         )
         if partition in self._positions:  # not revoked meanwhile
             self._positions[partition] = position
+
+    def _record_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Lag from the high-water mark in fetch responses (tansu's end-offset answers are wrong
+        after multi-record batches, see DESIGN.md; fetch responses are right on every broker)."""
+        assert self._consumer is not None
+        for tp, records in batch.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and records:
+                lag = max(0, highwater - records[-1].offset - 1)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _window_settings(self) -> WindowSettings:
         """The configured horizons, stretched to the longest window the rules in force look at."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from aggregator.config import AggregatorConfig
 from aggregator.item_history import load_state
@@ -285,5 +286,11 @@ async def test_an_event_past_the_allowed_lateness_is_kept_on_the_late_topic_and_
             await asyncio.sleep(0.05)  # the partition flows on past the late event
         assert await stored_views(redis_client, user, "p0102") == 1
         assert await stored_views(redis_client, user, "p0101") == 0
+        # caught up: the lag from the fetch responses' high-water mark is zero
+        lag = REGISTRY.get_sample_value(
+            "pz_aggregator_consumer_lag",
+            {"topic": event_topic("page_view"), "partition": str(user % PARTITIONS)},
+        )
+        assert lag == 0.0
     finally:
         await pipeline.stop()
