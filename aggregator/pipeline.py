@@ -121,8 +121,11 @@ class Pipeline:
         self._rates_task = asyncio.create_task(self._tick_rates(), name="pz-aggregator-event-rates")
 
     async def stop(self) -> None:
+        """Graceful: the batch in flight is committed first (within the drain timeout), then the
+        loop stops before it takes another; what was not committed is consumed again by the next owner."""
         await cancel_and_wait(self._rates_task)
-        await cancel_and_wait(self._task)
+        await self.drain()
+        await cancel_and_wait(self._task)  # no await in between: the loop cannot start another batch
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:

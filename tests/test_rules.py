@@ -554,3 +554,34 @@ slots:
     assert banner(yesterday, views("p2", 60, 2400)) == "none"  # one was in the previous hour
     problems = problems_of(BRIEF.replace("item_views(within=10m) >= 3", "day >= 1"))
     assert problems and all("'day' names a period: use it as an argument" in p for p in problems)
+
+
+def test_category_views_count_one_categorys_views_within_the_window() -> None:
+    program = rules(
+        """
+version: categories-1
+segments:
+  shoe_fan: category_views("shoes", within=1h) >= 3
+slots:
+  banner:
+    rules:
+      - when: shoe_fan
+        fragment: shoes
+    default:
+      fragment: other
+fragments:
+  shoes: <p>shoes</p>
+  other: <p>other</p>
+"""
+    )
+
+    def banner(*items: ItemHistory) -> str:
+        return str(program.decide(facts(*items), Catalog, ["banner"])["banner"]["html"])
+
+    assert banner(views("p1", 10, 20), views("p2", 30)) == "<p>shoes</p>"
+    assert banner(views("p1", 10, 20), views("p2", 30, category="hats")) == "<p>other</p>"
+    assert banner(views("p1", 10, 20), views("p2", 4000)) == "<p>other</p>"  # outside the hour
+    problems = problems_of(
+        BRIEF.replace("item_views(within=10m) >= 3", "category_views(path, within=1h) > 1")
+    )
+    assert problems and all("needs a category name in quotes" in p for p in problems)

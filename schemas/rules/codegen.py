@@ -63,6 +63,11 @@ class _Source:
             return f"f.since_last({event.name!r})"
         if node.name == "in_cart":
             return "len(f.cart_items())"
+        if node.name == "category_views":
+            bound = bound_arguments(node)
+            category, within = bound["category"], bound["within"]
+            assert isinstance(category, Literal) and isinstance(within, Literal)
+            return f"f.category_views({str(category.value)!r}, {int(within.value)})"  # type: ignore[call-overload]
         if node.name == "this_period":
             bound = bound_arguments(node)
             event, period = bound["event"], bound["period"]

@@ -75,6 +75,9 @@ def _call(node: Call, segments: Mapping[str, Evaluator], checker: TypeChecker) -
         return lambda f: f.since_last(event)
     if name == "in_cart":
         return lambda f: len(f.cart_items())
+    if name == "category_views":
+        category, within = str(literal("category")), int(literal("within"))
+        return lambda f: f.category_views(category, within)
     if name == "this_period":
         kind, period = str(literal("event")), str(literal("period"))
         return lambda f: f.this_period(kind, period)

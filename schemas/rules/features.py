@@ -94,6 +94,12 @@ class Facts:
         self.memo[key] = start
         return start
 
+    def category_views(self, category: str, within_s: int) -> int:
+        since = self.now_s - within_s
+        return sum(
+            h.count_since(since) for h in self._index.by_kind.get("view", ()) if h.category == category
+        )
+
     def this_period(self, kind: str, period: str) -> int:
         starts = self.context.get(PERIOD_STARTS)
         if not isinstance(starts, dict):

@@ -16,7 +16,13 @@ from schemas.rules.periods import PERIOD_SECONDS
 from schemas.rules.vocabulary import EVENTS, FUNCTIONS, STRATEGIES, bound_arguments
 
 SESSION_HORIZON_S = 6 * 3600
-_COUNTS = {"views": "view", "carts": "cart", "purchases": "purchase", "item_views": "view"}
+_COUNTS = {
+    "views": "view",
+    "carts": "cart",
+    "purchases": "purchase",
+    "item_views": "view",
+    "category_views": "view",
+}
 
 
 def _literal(call: Call, name: str) -> object:

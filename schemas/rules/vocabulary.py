@@ -63,6 +63,13 @@ FUNCTIONS: dict[str, Function] = {
             "views of the most viewed single item within the duration",
             Param("within", "duration"),
         ),
+        _fn(
+            "category_views",
+            "number",
+            "page views of items in the category within the duration",
+            Param("category", "category", positional=True),
+            Param("within", "duration"),
+        ),
         _fn("carts", "number", "add-to-cart events within the duration", Param("within", "duration")),
         _fn("purchases", "number", "purchases within the duration", Param("within", "duration")),
         _fn(
@@ -290,6 +297,12 @@ class TypeChecker:
         if param.type == "event":
             if not (isinstance(value, Name) and value.name in EVENTS):
                 raise ExpressionError(f"{where} is one of {', '.join(EVENTS)}", value.offset)
+            return
+        if param.type == "category":
+            if not (isinstance(value, Literal) and isinstance(value.value, str) and value.value):
+                raise ExpressionError(
+                    f'{where} needs a category name in quotes, such as "shoes"', value.offset
+                )
             return
         if param.type == "period":
             if not (isinstance(value, Name) and value.name in PERIODS):
