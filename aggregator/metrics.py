@@ -29,6 +29,7 @@ CONSUMER_LAG = Gauge(
     "Records behind the newest in the partition, from the last fetch response",
     ["topic", "partition"],
 )
+REDIS_USED_BYTES = Gauge("pz_aggregator_redis_used_bytes", "Memory Redis reports in use (all state)")
 WATERMARK = Gauge("pz_aggregator_watermark_seconds", "Newest event time seen, per partition", ["partition"])
 BATCH_FAILURES = Counter(
     "pz_aggregator_batch_failures_total", "Batches rewound after an error (Redis, Kafka, other)"

@@ -169,6 +169,7 @@ class Pipeline:
         log.info("partitions assigned", extra={"partitions": sorted(self._positions)})
 
     async def _tick_rates(self) -> None:
+        """Every tick: event rates and their alarms, and how much memory the state takes in Redis."""
         interval_s = self._config.rate_alarms.tick_s
         last = time.monotonic()
         while True:
@@ -176,6 +177,10 @@ class Pipeline:
             now = time.monotonic()
             self.rates.tick(now - last)
             last = now
+            try:  # the state's size, beside the rates: both are the health of the data
+                metrics.REDIS_USED_BYTES.set(await self._store.used_memory())
+            except RedisError:
+                pass  # the batches report Redis failures; a missed reading is not news
 
     async def _run(self) -> None:
         assert self._consumer is not None

@@ -194,6 +194,10 @@ class StateStore:
                     users[int(key.decode()[len(prefix) :])] = load_state(raw)
         return users
 
+    async def used_memory(self) -> int:
+        info = await self._redis.info("memory")
+        return int(info["used_memory"])
+
     async def co_occurrence(self, partition: int, prune_below: float) -> CoOccurrence:
         """The partition's item pairs and item scores; those scoring below `prune_below` are dropped
         from Redis instead (the decayed window slides on)."""

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from aggregator.config import AggregatorConfig
+from aggregator.event_rates import RateAlarmSettings
 from aggregator.item_history import load_state
 from aggregator.item_model import ItemModelSettings
 from aggregator.pipeline import Pipeline
@@ -268,7 +269,9 @@ async def test_an_event_past_the_allowed_lateness_is_kept_on_the_late_topic_and_
     user = fresh_user()
     now_ms = int(time.time() * 1000)
     await produce_events(services.bootstrap, views(user, "p0100", 1), PARTITIONS)
-    pipeline = await start_pipeline(services, redis_client, "g-" + secrets.token_hex(4))
+    pipeline = await start_pipeline(
+        services, redis_client, "g-" + secrets.token_hex(4), rate_alarms=RateAlarmSettings(tick_s=0.2)
+    )
     try:
         deadline = time.monotonic() + 30
         while await stored_views(redis_client, user, "p0100") < 1 and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -292,5 +295,10 @@ async def test_an_event_past_the_allowed_lateness_is_kept_on_the_late_topic_and_
             {"topic": event_topic("page_view"), "partition": str(user % PARTITIONS)},
         )
         assert lag == 0.0
+        # and the ticks report the state's size in Redis and the applied rate by type
+        await wait_until(
+            lambda: (REGISTRY.get_sample_value("pz_aggregator_redis_used_bytes") or 0) > 0, timeout_s=5
+        )
+        assert REGISTRY.get_sample_value("pz_aggregator_event_rate", {"type": "page_view"}) is not None
     finally:
         await pipeline.stop()
