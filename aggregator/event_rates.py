@@ -40,8 +40,8 @@ class RateMonitor:
         self._ticks = 0
         self.alarms: dict[str, str] = {}  # type -> "spike" | "drop", for the types alarming now
 
-    def count(self, event_type: str) -> None:
-        self._counts[event_type] += 1
+    def count(self, event_type: str, n: int = 1) -> None:
+        self._counts[event_type] += n
 
     def reset(self) -> None:
         """Start the baselines afresh (this member's share of the traffic changed)."""
