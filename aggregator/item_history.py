@@ -49,14 +49,23 @@ def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSett
 
 
 def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> None:
-    horizons = {kind: watermark_s - settings.horizon_s(kind) for kind in EVENT_KINDS}
-    for key in list(state):
-        category, times = state[key]
-        kept = [t for t in times if t >= horizons[key[0]]]
-        if kept:
-            state[key] = (category, kept)
-        else:
+    oldest = {
+        "view": watermark_s - settings.window_s,
+        "cart": watermark_s - settings.cart_window_s,
+        "purchase": watermark_s - settings.purchase_window_s,
+    }
+    for key, (category, times) in list(state.items()):
+        cutoff = oldest[key[0]]
+        if not times:
             del state[key]
+        elif times[-1] >= cutoff:
+            continue  # the usual case: nothing of this item has expired (times are newest first)
+        if times[0] < cutoff:
+            del state[key]
+        else:
+            state[key] = (category, [t for t in times if t >= cutoff])
+    if len(state) <= settings.max_items_per_user:
+        return  # no kind can be over its cap
     for kind in EVENT_KINDS:
         keys = [key for key in state if key[0] == kind]
         if len(keys) > settings.max_items_per_user:

@@ -60,11 +60,15 @@ _I64 = struct.Struct("<q").unpack_from
 _F64 = struct.Struct("<d").unpack_from
 
 
+_MAX_FIELDS = 16  # more than any table here has; later fields are ignored, as old readers do
+_FIELD_OFFSETS = [struct.Struct(f"<{n}H").unpack_from for n in range(_MAX_FIELDS + 1)]
+
+
 class _Table:
     """One FlatBuffers table read in place: the vtable is found once, each field is one unpack.
     (The generated accessors redo that lookup per field; this is the aggregator's hottest loop.)"""
 
-    __slots__ = ("data", "pos", "vt", "vt_size", "size")
+    __slots__ = ("data", "pos", "offsets", "size")
 
     def __init__(self, data: bytes, pos: int) -> None:
         size = len(data)
@@ -73,15 +77,16 @@ class _Table:
         vt = pos - _I32(data, pos)[0]
         if not 0 <= vt <= size - 4:
             raise DecodeError("vtable outside the buffer")
-        self.data, self.pos, self.vt, self.size = data, pos, vt, size
-        self.vt_size = _U16(data, vt)[0]
+        fields = min(max(0, (_U16(data, vt)[0] - 4) // 2), _MAX_FIELDS)
+        if vt + 4 + 2 * fields > size:
+            raise DecodeError("vtable runs past the buffer")
+        self.data, self.pos, self.size = data, pos, size
+        self.offsets: tuple[int, ...] = _FIELD_OFFSETS[fields](data, vt + 4)  # every field's offset at once
 
     def _field(self, index: int, width: int) -> int:
         """Absolute position of field `index`, or 0 when absent."""
-        slot = 4 + 2 * index
-        if slot + 2 > self.vt_size:
-            return 0
-        offset: int = _U16(self.data, self.vt + slot)[0]
+        offsets = self.offsets
+        offset = offsets[index] if index < len(offsets) else 0
         if not offset:
             return 0
         at = self.pos + offset
