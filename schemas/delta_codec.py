@@ -11,7 +11,7 @@ from flatbuffers import util
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
 from schemas.fb_vectors import numbers_vector, read_numbers, strings_vector
-from schemas.profile_packing import ProfileUnpacker, pack_profile
+from schemas.profile_packing import ProfileUnpacker, pack_profiles
 from schemas.profiles import Profile
 
 DELTA_IDENTIFIER = b"PZDL"
@@ -32,29 +32,17 @@ class DeltaBatch:
 
 
 def encode_delta(batch: DeltaBatch) -> bytes:
-    created_s = batch.created_ms // 1000
-    item_index: dict[str, int] = {}
-    item_categories: list[str] = []
-    segment_index: dict[str, int] = {}
-    data = bytearray()
-    ends = []
-    for profile in batch.upserts:
-        for history in profile.items:
-            if history.item not in item_index:
-                item_index[history.item] = len(item_index)
-                item_categories.append(history.category)
-        for segment in profile.segments:
-            segment_index.setdefault(segment, len(segment_index))
-        pack_profile(data, profile, created_s, item_index, segment_index)
-        ends.append(len(data))
-    builder = flatbuffers.Builder(256 + len(data) + 12 * len(ends) + 16 * len(item_index))
-    user_data = builder.CreateByteVector(bytes(data))
-    user_ends = numbers_vector(builder, "I", ends)
+    packed = pack_profiles(batch.upserts, batch.created_ms // 1000)
+    builder = flatbuffers.Builder(
+        256 + len(packed.data) + 12 * len(packed.ends) + 16 * len(packed.item_index)
+    )
+    user_data = builder.CreateByteVector(bytes(packed.data))
+    user_ends = numbers_vector(builder, "I", packed.ends)
     user_keys = numbers_vector(builder, "Q", [p.key for p in batch.upserts])
     deletes = numbers_vector(builder, "Q", batch.deletes)
-    item_names = strings_vector(builder, list(item_index))
-    categories = strings_vector(builder, item_categories)
-    segment_names = strings_vector(builder, list(segment_index))
+    item_names = strings_vector(builder, list(packed.item_index))
+    categories = strings_vector(builder, packed.item_categories)
+    segment_names = strings_vector(builder, list(packed.segment_index))
     fb.DeltaBatchStart(builder)
     fb.DeltaBatchAddFormatVersion(builder, DELTA_FORMAT_VERSION)
     fb.DeltaBatchAddPartition(builder, batch.partition)

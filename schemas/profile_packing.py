@@ -12,7 +12,8 @@ snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed, added to cart
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from schemas.errors import DecodeError
 from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
@@ -55,6 +56,32 @@ def pack_profile(
             else:
                 _varint(out, previous - t)
             previous = t
+
+
+@dataclass(slots=True)
+class PackedProfiles:
+    """Profiles packed one after the other, and the dictionaries they refer to (in first-use order)."""
+
+    data: bytearray
+    ends: list[int]  # profile i is data[ends[i-1] .. ends[i]]
+    item_index: dict[str, int]
+    item_categories: list[str]  # per item, the category it was first seen with
+    segment_index: dict[str, int]
+
+
+def pack_profiles(profiles: Iterable[Profile], created_s: int) -> PackedProfiles:
+    packed = PackedProfiles(bytearray(), [], {}, [], {})
+    item_index, segment_index = packed.item_index, packed.segment_index
+    for profile in profiles:
+        for history in profile.items:
+            if history.item not in item_index:
+                item_index[history.item] = len(item_index)
+                packed.item_categories.append(history.category)
+        for segment in profile.segments:
+            segment_index.setdefault(segment, len(segment_index))
+        pack_profile(packed.data, profile, created_s, item_index, segment_index)
+        packed.ends.append(len(packed.data))
+    return packed
 
 
 class ProfileUnpacker:

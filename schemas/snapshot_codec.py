@@ -6,6 +6,7 @@ import struct
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import flatbuffers
 from flatbuffers import util
@@ -13,7 +14,7 @@ from flatbuffers import util
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
 from schemas.fb_vectors import numbers_vector, read_numbers, strings_vector
-from schemas.profile_packing import ProfileUnpacker, pack_profile
+from schemas.profile_packing import ProfileUnpacker, pack_profiles
 from schemas.profiles import Profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
@@ -40,65 +41,69 @@ class SnapshotContent:
     similar: Mapping[str, Sequence[str]] = field(default_factory=dict)  # item -> nearest items, best first
 
 
+class _KeyedList(NamedTuple):
+    """The generated builders of a table {key: string; items: [string]} and of a vector of them."""
+
+    start: Callable[[flatbuffers.Builder], None]
+    add_key: Callable[[flatbuffers.Builder, int], None]
+    add_items: Callable[[flatbuffers.Builder, int], None]
+    end: Callable[[flatbuffers.Builder], int]
+    start_vector: Callable[[flatbuffers.Builder, int], None]
+
+
+_CATEGORY_POPULARITY = _KeyedList(
+    fb.CategoryPopularityStart,
+    fb.CategoryPopularityAddCategory,
+    fb.CategoryPopularityAddItems,
+    fb.CategoryPopularityEnd,
+    fb.SnapshotStartCategoriesVector,
+)
+_SIMILAR_ITEMS = _KeyedList(
+    fb.SimilarItemsStart,
+    fb.SimilarItemsAddItem,
+    fb.SimilarItemsAddItems,
+    fb.SimilarItemsEnd,
+    fb.SnapshotStartSimilarVector,
+)
+
+
+def _keyed_lists(builder: flatbuffers.Builder, lists: Mapping[str, Sequence[str]], table: _KeyedList) -> int:
+    """A vector of key -> items tables, sorted by key (readers binary-search it)."""
+    offsets = []
+    for key in sorted(lists):
+        name = builder.CreateString(key)
+        items = strings_vector(builder, lists[key])
+        table.start(builder)
+        table.add_key(builder, name)
+        table.add_items(builder, items)
+        offsets.append(table.end(builder))
+    table.start_vector(builder, len(offsets))
+    for off in reversed(offsets):
+        builder.PrependUOffsetTRelative(off)
+    return int(builder.EndVector())
+
+
 def encode_snapshot(content: SnapshotContent) -> bytes:
     users = sorted(content.users, key=lambda p: p.key)  # sorted so that edges binary-search in place
-    created_s = content.created_ms // 1000
-    item_index: dict[str, int] = {}
-    item_category: list[str] = []
-    segment_index: dict[str, int] = {}
-    for user in users:
-        for history in user.items:
-            if history.item not in item_index:
-                item_index[history.item] = len(item_index)
-                item_category.append(history.category)
-        for segment in user.segments:
-            segment_index.setdefault(segment, len(segment_index))
+    packed = pack_profiles(users, content.created_ms // 1000)
     category_index: dict[str, int] = {}
-    for category in item_category:
+    for category in packed.item_categories:
         category_index.setdefault(category, len(category_index))
     if len(category_index) > 0xFFFF:
         raise ValueError(f"{len(category_index)} categories: a snapshot holds at most 65535")
 
-    data = bytearray()
-    ends = []
-    for user in users:
-        pack_profile(data, user, created_s, item_index, segment_index)
-        ends.append(len(data))
-
-    builder = flatbuffers.Builder(1024 + len(data) + 12 * len(users) + 16 * len(item_index))
+    data = packed.data
+    builder = flatbuffers.Builder(1024 + len(data) + 12 * len(users) + 16 * len(packed.item_index))
     user_data = builder.CreateByteVector(bytes(data))
-    user_ends = numbers_vector(builder, "I", ends)
+    user_ends = numbers_vector(builder, "I", packed.ends)
     user_keys = numbers_vector(builder, "Q", [u.key for u in users])
-    item_categories = numbers_vector(builder, "H", [category_index[c] for c in item_category])
-    item_names = strings_vector(builder, list(item_index))
+    item_categories = numbers_vector(builder, "H", [category_index[c] for c in packed.item_categories])
+    item_names = strings_vector(builder, list(packed.item_index))
     category_names = strings_vector(builder, list(category_index))
-    segment_names = strings_vector(builder, list(segment_index))
-
-    category_offsets = []
-    for category in sorted(content.popular_by_category):
-        name = builder.CreateString(category)
-        items = strings_vector(builder, content.popular_by_category[category])
-        fb.CategoryPopularityStart(builder)
-        fb.CategoryPopularityAddCategory(builder, name)
-        fb.CategoryPopularityAddItems(builder, items)
-        category_offsets.append(fb.CategoryPopularityEnd(builder))
-    fb.SnapshotStartCategoriesVector(builder, len(category_offsets))
-    for off in reversed(category_offsets):
-        builder.PrependUOffsetTRelative(off)
-    categories_vec = builder.EndVector()
+    segment_names = strings_vector(builder, list(packed.segment_index))
+    categories_vec = _keyed_lists(builder, content.popular_by_category, _CATEGORY_POPULARITY)
     popular_vec = strings_vector(builder, content.popular)
-    similar_offsets = []
-    for item in sorted(content.similar):
-        name = builder.CreateString(item)
-        items = strings_vector(builder, content.similar[item])
-        fb.SimilarItemsStart(builder)
-        fb.SimilarItemsAddItem(builder, name)
-        fb.SimilarItemsAddItems(builder, items)
-        similar_offsets.append(fb.SimilarItemsEnd(builder))
-    fb.SnapshotStartSimilarVector(builder, len(similar_offsets))
-    for off in reversed(similar_offsets):
-        builder.PrependUOffsetTRelative(off)
-    similar_vec = builder.EndVector()
+    similar_vec = _keyed_lists(builder, content.similar, _SIMILAR_ITEMS)
 
     fb.SnapshotStartPositionsVector(builder, len(content.positions))
     for partition in sorted(content.positions, reverse=True):
