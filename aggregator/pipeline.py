@@ -149,7 +149,7 @@ class Pipeline:
         try:
             await asyncio.wait_for(self._idle.wait(), _DRAIN_TIMEOUT_S)
         except TimeoutError:
-            log.warning("rebalance went ahead with a batch still in flight")
+            log.warning("went ahead (rebalance or stop) with a batch still in flight")
 
     async def restore(self, assigned: Iterable[TopicPartition]) -> None:
         """Seek every assigned partition to the offset stored with its state."""
