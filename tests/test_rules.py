@@ -585,3 +585,44 @@ fragments:
         BRIEF.replace("item_views(within=10m) >= 3", "category_views(path, within=1h) > 1")
     )
     assert problems and all("needs a category name in quotes" in p for p in problems)
+
+
+FEATURES = """
+version: features-1
+features:
+  pages_this_session: session_views(gap=30m)
+  bought_today: this_period(purchase, day)
+  shoe_interest: category_views("shoes", within=1d)
+segments:
+  engaged: pages_this_session >= 3 and bought_today == 0
+slots:
+  banner:
+    rules:
+      - when: engaged and shoe_interest > 3
+        headers: {X-Pz: engaged-shoes}
+      - when: engaged
+        headers: {X-Pz: engaged}
+    default:
+      headers: {X-Pz: none}
+"""
+
+
+def test_declared_features_are_named_numbers_that_segments_and_rules_use() -> None:
+    program = rules(FEATURES)
+    f = facts(views("p1", 10, 20), views("p2", 30))  # shoes, three views in this session
+    assert program.decide(f, Catalog, ["banner"])["banner"]["headers"] == {"X-Pz": "engaged"}
+    assert program.explain(f, Catalog, ["banner"])["features"] == {
+        "pages_this_session": 3,
+        "bought_today": 0,
+        "shoe_interest": 3,
+    }
+    more = facts(views("p1", 10, 20, 30), views("p2", 40))
+    assert program.decide(more, Catalog, ["banner"])["banner"]["headers"] == {"X-Pz": "engaged-shoes"}
+    assert program.decide(facts(), Catalog, ["banner"])["banner"]["headers"] == {"X-Pz": "none"}
+
+
+def test_a_feature_must_be_a_number_and_cannot_share_a_segments_name() -> None:
+    not_a_number = FEATURES.replace("session_views(gap=30m)", 'country == "DE"')
+    assert any("a feature must be a number, this is a bool" in p for p in problems_of(not_a_number))
+    clash = FEATURES.replace("  engaged: pages", "  bought_today: pages")
+    assert any("is a feature already" in p for p in problems_of(clash))

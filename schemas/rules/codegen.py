@@ -18,8 +18,9 @@ _COUNTED = {"views": "view", "carts": "cart", "purchases": "purchase"}
 
 
 class _Source:
-    def __init__(self, segment_index: Mapping[str, int]) -> None:
+    def __init__(self, segment_index: Mapping[str, int], features: Mapping[str, Node]) -> None:
         self.segment_index = segment_index
+        self.features = features  # inlined where used: a feature is an expression with a name
         self.namespace: dict[str, Any] = {}
         self.lines: list[str] = []
 
@@ -38,6 +39,8 @@ class _Source:
         if isinstance(node, Name):
             if node.name in self.segment_index:
                 return f"seg{self.segment_index[node.name]}(f)"
+            if node.name in self.features:
+                return f"({self.expr(self.features[node.name])})"
             if node.name in ("new_visitor", "bot_suspect"):
                 return f"f.{node.name}"
             return f"ctx.get({node.name!r}, '')"
@@ -106,6 +109,7 @@ def generate(
     segments: Mapping[str, Node],
     slots: Sequence[tuple[str, Sequence[tuple[Node | None, Any, Any]], Any]],
     default_answer: dict[str, Any],
+    features: Mapping[str, Node],
 ) -> tuple[dict[str, Callable[[Any], bool]], dict[str, Callable[..., dict[str, Any]]]]:
     """Segment functions by name, and slot functions by name.
 
@@ -113,7 +117,7 @@ def generate(
     where an experiment rule has action None and experiment = (compiled experiment, variant actions,
     exposures by variant)."""
     index = {name: i for i, name in enumerate(segments)}
-    src = _Source(index)
+    src = _Source(index, features)
     src.namespace.update(_member=_member, _DEFAULT=default_answer)
     lines = src.lines
     for name, node in segments.items():

@@ -104,11 +104,14 @@ class Program:
         self.rules = rules
         self.version = rules.version
         self._on_error = on_error
-        checker = TypeChecker(list(rules.segments))
-        segments: dict[str, Evaluator] = {}
+        checker = TypeChecker(list(rules.segments), list(rules.features))
+        # Features first (they use the vocabulary only), then segments, which may use both.
+        segments: dict[str, Evaluator] = {
+            name: compile_condition(node, {}, checker) for name, node in rules.features.items()
+        }
         for name, node in rules.segments.items():  # in dependency order
             segments[name] = self._memoised(name, compile_condition(node, segments, checker))
-        self.segments = segments
+        self.segments = segments  # by name: every segment and feature
         self._checker = checker
         experiments = {name: _experiment(e) for name, e in rules.experiments.items()}
         self.slots: dict[str, CompiledSlot] = {}
@@ -132,7 +135,9 @@ class Program:
                     )
             default = CompiledAction(slot.default, rules.fragments, {"rule": "default"})
             self.slots[slot.name] = CompiledSlot(slot.name, tuple(compiled), default)
-        self._segment_fns, self._slot_fns = generate(rules.segments, self._slot_specs(rules), _DEFAULT)
+        self._segment_fns, self._slot_fns = generate(
+            rules.segments, self._slot_specs(rules), _DEFAULT, rules.features
+        )
         # Headers the rules may set: an edge strips them from what clients send, like its own.
         actions = [
             a
@@ -143,6 +148,7 @@ class Program:
         self.header_names = frozenset(name.lower() for a in actions for name, _ in a.headers)
         # What the edge must read from the request for these rules (and nothing more).
         conditions = [
+            *rules.features.values(),
             *rules.segments.values(),
             *(r.when for s in rules.slots.values() for r in s.rules if r.when),
         ]
@@ -265,6 +271,7 @@ class Program:
                 break
             report["slots"][slot_name] = {"tried": tried, "chosen": chosen or "default"}
         report["segments"] = self.segments_of(f)
+        report["features"] = {name: self.segments[name](f) for name in self.rules.features}
         return report
 
     def _explain_node(self, node: Node, f: Facts) -> tuple[bool, list[str]]:

@@ -36,6 +36,7 @@ def _literal(call: Call, name: str) -> object:
 
 
 def _conditions(rules: RuleSet) -> Iterator[Node]:
+    yield from rules.features.values()
     yield from rules.segments.values()
     for slot in rules.slots.values():
         for rule in slot.rules:

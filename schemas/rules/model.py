@@ -44,7 +44,7 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 # a fragment with fields applies only when there is such an item.
 FRAGMENT_FIELDS = ("item", "category")
 
-TOP_KEYS = ("version", "segments", "fragments", "experiments", "slots")
+TOP_KEYS = ("version", "features", "segments", "fragments", "experiments", "slots")
 SLOT_KEYS = ("default", "rules")
 ACTION_KEYS = ("fragment", "recommend", "exclude", "limit", "headers")
 RULE_KEYS = ("name", "when", "experiment", "variants", *ACTION_KEYS)
@@ -101,6 +101,10 @@ class RuleSet:
     experiments: Mapping[str, Experiment]
     slots: Mapping[str, Slot]
     document: Mapping[str, Any]  # the validated document: what snapshots carry (as JSON)
+    # Named numbers over the profile and the request, usable in every condition; a feature uses the
+    # vocabulary only (not segments or other features).
+    features: Mapping[str, Node] = field(default_factory=dict)
+    feature_sources: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return orjson.dumps({**self.document, "version": self.version}, option=orjson.OPT_SORT_KEYS)
@@ -404,8 +408,31 @@ def validate_rules(data: Any, positions: Mapping[Path, Position] | None = None) 
     )
     if len(segments_data) > MAX_SEGMENTS:
         v.error(("segments",), f"more than {MAX_SEGMENTS} segments")
+    features_data = v.mapping(
+        top.get("features"), ("features",), tuple(top.get("features") or ()), "features"
+    )
+    if len(features_data) > MAX_SEGMENTS:
+        v.error(("features",), f"more than {MAX_SEGMENTS} features")
+    features: dict[str, Node] = {}
+    plain = TypeChecker(())
+    for name in features_data:
+        if not v.name_key(name, ("features", name), "feature"):
+            continue
+        node = v.expression(features_data[name], ("features", name), plain, condition=False)
+        if node is None:
+            continue
+        try:
+            plain.check_number(node)
+        except ExpressionError as exc:
+            v.error(("features", name), exc.message, exc.offset, str(features_data[name]))
+            continue
+        features[name] = node
+
     segment_names = [n for n in segments_data if v.name_key(n, ("segments", n), "segment")]
-    checker = TypeChecker(segment_names)
+    for name in segment_names:
+        if name in features_data:
+            v.error(("segments", name), f"{name!r} is a feature already: segments and features share names")
+    checker = TypeChecker(segment_names, list(features))
     parsed: dict[str, Node] = {}
     for name in segment_names:
         node = v.expression(segments_data[name], ("segments", name), checker)
@@ -455,6 +482,8 @@ def validate_rules(data: Any, positions: Mapping[Path, Position] | None = None) 
         experiments={k: e for k, e in experiments.items() if e is not None},
         slots=slots,
         document=document,
+        features=features,
+        feature_sources={name: str(features_data[name]) for name in features},
     )
 
 

@@ -179,10 +179,16 @@ def unknown_message(kind: str, name: str, known: Collection[str]) -> str:
 
 
 class TypeChecker:
-    """Types a parsed condition against the vocabulary and the rules file's own segments."""
+    """Types a parsed condition against the vocabulary and the rules file's own segments and features."""
 
-    def __init__(self, segments: Collection[str]) -> None:
+    def __init__(self, segments: Collection[str], features: Collection[str] = ()) -> None:
         self.segments = segments
+        self.features = features
+
+    def check_number(self, node: Node) -> None:
+        kind = self.type_of(node)
+        if kind != "number":
+            raise ExpressionError(f"a feature must be a number, this is a {kind}", node.offset)
 
     def check_condition(self, node: Node) -> None:
         kind = self.type_of(node)
@@ -218,12 +224,14 @@ class TypeChecker:
             return CONTEXT_NAMES[node.name]
         if node.name in self.segments:
             return "bool"
+        if node.name in self.features:
+            return "number"
         if node.name in EVENTS:
             raise ExpressionError(f"{node.name!r} names an event kind: use it as an argument", node.offset)
         if node.name in PERIODS:
             raise ExpressionError(f"{node.name!r} names a period: use it as an argument", node.offset)
         raise ExpressionError(
-            unknown_message("name", node.name, [*CONTEXT_NAMES, *self.segments]), node.offset
+            unknown_message("name", node.name, [*CONTEXT_NAMES, *self.segments, *self.features]), node.offset
         )
 
     def _expect_bool(self, node: Node, op: str) -> None:
