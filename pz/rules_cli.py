@@ -70,7 +70,8 @@ def run_lint(files: list[Path]) -> int:
         count = sum(len(slot.rules) for slot in rules.slots.values())
         print(
             f"{path}: ok, version {rules.version}: {count} rules over {len(rules.slots)} slots, "
-            f"{len(rules.features)} features, {len(rules.segments)} segments, {len(rules.experiments)} experiments"
+            f"{len(rules.features)} features, {len(rules.segments)} segments, "
+            f"{len(rules.experiments)} experiments"
         )
     return 1 if failed else 0
 
