@@ -21,13 +21,13 @@ class AnomalySettings:
 
 
 def user_flags(state: UserHistory, settings: AnomalySettings) -> tuple[str, ...]:
-    newest = max((times[0] for _, times in state.values()), default=None)
+    newest = max((kept[1][0] for kept in state.values()), default=None)
     if newest is None:
         return ()
     since = newest - settings.burst_window_s
     recent = 0
-    for _, times in state.values():
-        for t in times:  # newest first
+    for kept in state.values():
+        for t in kept[1]:  # newest first
             if t < since:
                 break
             recent += 1

@@ -31,8 +31,11 @@ class WindowSettings:
         return {"view": self.window_s, "cart": self.cart_window_s}.get(kind, self.purchase_window_s)
 
 
-# Per-user state: (kind, item) -> (category, event times in seconds, newest first)
-UserHistory = dict[tuple[str, str], tuple[str, list[int]]]
+# What is kept of one (kind, item): its category, event times in seconds (newest first), and the
+# value of the newest event that carried one (a price in the cart; absent when none did).
+Kept = tuple[str, list[int]] | tuple[str, list[int], float]
+# Per-user state: (kind, item) -> what is kept
+UserHistory = dict[tuple[str, str], Kept]
 
 
 def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSettings) -> None:
@@ -41,11 +44,16 @@ def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSett
         if kind is None or not event.item:
             continue
         t_s = event.client_ms // 1000
-        category, times = state.get((kind, event.item), (event.category, []))
+        kept = state.get((kind, event.item))
+        category, times = (kept[0], kept[1]) if kept is not None else (event.category, [])
+        value = kept[2] if kept is not None and len(kept) > 2 else None
+        if event.value and (not times or t_s >= times[0]):
+            value = event.value  # the newest event's value wins (a price can change)
         times.append(t_s)
         times.sort(reverse=True)  # late events land in place; lists are short (capped)
         del times[settings.max_times_per_item :]
-        state[(kind, event.item)] = (event.category or category, times)
+        category = event.category or category
+        state[(kind, event.item)] = (category, times) if value is None else (category, times, value)
 
 
 def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> None:
@@ -54,16 +62,17 @@ def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> No
         "cart": watermark_s - settings.cart_window_s,
         "purchase": watermark_s - settings.purchase_window_s,
     }
-    for key, (category, times) in list(state.items()):
+    for key, kept in list(state.items()):
+        times = kept[1]
         cutoff = oldest[key[0]]
         if not times:
             del state[key]
         elif times[-1] >= cutoff:
             continue  # the usual case: nothing of this item has expired (times are newest first)
-        if times[0] < cutoff:
+        elif times[0] < cutoff:
             del state[key]
         else:
-            state[key] = (category, [t for t in times if t >= cutoff])
+            state[key] = (kept[0], [t for t in times if t >= cutoff], *kept[2:])
     if len(state) <= settings.max_items_per_user:
         return  # no kind can be over its cap
     for kind in EVENT_KINDS:
@@ -77,13 +86,14 @@ def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> No
 def to_profile(key: int, state: UserHistory, updated_ms: int, segments: tuple[str, ...] = ()) -> Profile:
     ordered = sorted(state.items(), key=lambda kv: kv[1][1][0], reverse=True)
     items = tuple(
-        ItemHistory(item=item, category=c, times_s=tuple(t), event=kind) for (kind, item), (c, t) in ordered
+        ItemHistory(item, kept[0], tuple(kept[1]), kind, kept[2] if len(kept) > 2 else 0.0)
+        for (kind, item), kept in ordered
     )
     return Profile(key=key, items=items, segments=segments, updated_ms=updated_ms)
 
 
 def dump_state(state: UserHistory) -> bytes:
-    return orjson.dumps([[kind, item, category, times] for (kind, item), (category, times) in state.items()])
+    return orjson.dumps([[kind, item, *kept] for (kind, item), kept in state.items()])
 
 
 def load_state(raw: bytes | None) -> UserHistory:
@@ -92,4 +102,10 @@ def load_state(raw: bytes | None) -> UserHistory:
     parsed = orjson.loads(raw)
     if isinstance(parsed, dict):  # before carts and purchases were kept: views only, by item
         return {("view", item): (str(pair[0]), [int(t) for t in pair[1]]) for item, pair in parsed.items()}
-    return {(str(k), str(i)): (str(c), [int(t) for t in times]) for k, i, c, times in parsed}
+    state: UserHistory = {}
+    for row in parsed:  # [kind, item, category, times] and, when an event carried one, its value
+        times = [int(t) for t in row[3]]
+        state[(str(row[0]), str(row[1]))] = (
+            (str(row[2]), times, float(row[4])) if len(row) > 4 else (str(row[2]), times)
+        )
+    return state

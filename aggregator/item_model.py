@@ -72,8 +72,8 @@ class CoOccurrence:
 def _session_before(state: UserHistory, first_s: int, gap_s: int) -> tuple[dict[str, int], int]:
     """Items of the session still open at `first_s` (item -> last time), oldest first, and its last time."""
     recent: dict[str, int] = {}
-    for (_, item), (_, times) in state.items():
-        newest = times[0]
+    for (_, item), kept in state.items():
+        newest = kept[1][0]
         if newest <= first_s and first_s - newest <= gap_s and newest > recent.get(item, -1):
             recent[item] = newest
     ordered = dict(sorted(recent.items(), key=lambda kv: kv[1]))

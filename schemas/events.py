@@ -19,7 +19,7 @@ _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]*")
 _ID_MAX = 128
 _NAME_MAX = 64
 _PATH_MAX = 2048
-_VALUE_MAX = 1e9
+VALUE_MAX = 1e9
 _ALLOWED_FIELDS = frozenset({"type", "ts", "item", "category", "value", "path", "session", "attribution"})
 # From a browser, attribution is only the token the edge signed (it expands it after verifying).
 _ATTRIBUTION_FIELDS = frozenset({"token"})
@@ -117,8 +117,8 @@ def parse_browser_event(body: bytes, *, user_key: int, server_ms: int, max_skew_
     value = parsed.get("value", 0.0)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError("value", "must be a number")
-    if not math.isfinite(value) or not 0 <= value <= _VALUE_MAX:
-        raise ValidationError("value", f"must be between 0 and {_VALUE_MAX:g}")
+    if not math.isfinite(value) or not 0 <= value <= VALUE_MAX:
+        raise ValidationError("value", f"must be between 0 and {VALUE_MAX:g}")
 
     path = parsed.get("path", "")
     if not isinstance(path, str):

@@ -3,7 +3,7 @@
 Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded signed values):
 
     updated_age_s(z)  n_segments  segment_index*  n_items
-    then per item:    item_index*3+kind  n_times  newest_age_s(z)  gap_s*
+    then per item:    item_index*3+kind  n_times*2+has_value  newest_age_s(z)  gap_s*  [value_cents(z)]
 
 Ages count back from the snapshot's creation second; each gap is the distance to the previous
 (newer) event, so typical values fit one or two bytes. Items and segments are indexes into the
@@ -46,7 +46,8 @@ def pack_profile(
     _varint(out, len(profile.items))
     for history in profile.items:
         _varint(out, item_index[history.item] * _KINDS + EVENT_KINDS.index(history.event))
-        _varint(out, len(history.times_s))
+        cents = round(history.value * 100)
+        _varint(out, len(history.times_s) * 2 + (1 if cents else 0))
         previous = None
         for t in history.times_s:
             if previous is None:
@@ -56,6 +57,8 @@ def pack_profile(
             else:
                 _varint(out, previous - t)
             previous = t
+        if cents:
+            _varint(out, _zigzag(cents))
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ class ProfileUnpacker:
             items = []
             for _ in range(take()):
                 index, kind = divmod(take(), _KINDS)
-                n_times = take()
+                n_times, has_value = divmod(take(), 2)
                 times: list[int] = []
                 if n_times:
                     t = created_s - _unzigzag(take())
@@ -118,9 +121,14 @@ class ProfileUnpacker:
                     for _ in range(n_times - 1):
                         t -= take()
                         times.append(t)
+                value = _unzigzag(take()) / 100 if has_value else 0.0
                 items.append(
                     ItemHistory(
-                        self._item_name[index], self._item_category[index], tuple(times), EVENT_KINDS[kind]
+                        self._item_name[index],
+                        self._item_category[index],
+                        tuple(times),
+                        EVENT_KINDS[kind],
+                        value,
                     )
                 )
         except (StopIteration, IndexError):

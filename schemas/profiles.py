@@ -14,6 +14,7 @@ class ItemHistory:
     category: str
     times_s: tuple[int, ...]  # newest first
     event: str = "view"  # one of EVENT_KINDS
+    value: float = 0.0  # of the newest such event that carried one (a price): 0 when none did
 
     def count_since(self, since_s: int) -> int:
         n = 0

@@ -18,7 +18,9 @@ from schemas.profile_packing import ProfileUnpacker, pack_profiles
 from schemas.profiles import Profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
-SNAPSHOT_FORMAT_VERSION = 4  # 2: user_keys vector; 3: packed profiles and dictionaries; 4: event kinds
+SNAPSHOT_FORMAT_VERSION = (
+    5  # 2: user_keys vector; 3: packed profiles and dictionaries; 4: event kinds; 5: values
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,8 +100,8 @@ def test_kill_9s_during_a_200k_replay_lose_and_recount_nothing(
         lost = doubled = 0
         for user, state in expected.items():
             stored = load_state(client.get(user_state_key(partition_for_key(user, PARTITIONS), user)))  # type: ignore[arg-type]
-            for key, (_, times) in state.items():
-                got = stored.get(key, ("", []))[1]
+            for key, kept in state.items():
+                times, got = kept[1], stored.get(key, ("", []))[1]
                 lost += max(0, len(times) - len(got))
                 doubled += max(0, len(got) - len(times))
             assert stored == state, f"user {user}: {stored} != {state}"

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from aggregator.config import AggregatorConfig
 from aggregator.event_rates import RateAlarmSettings
-from aggregator.item_history import load_state
+from aggregator.item_history import UserHistory, load_state
 from aggregator.item_model import ItemModelSettings
 from aggregator.pipeline import Pipeline
 from aggregator.snapshots import SnapshotBuilder
@@ -201,7 +201,7 @@ async def test_a_commit_computed_from_an_overtaken_position_writes_nothing(redis
     stale = await store.load_position(partition)
     first = PartitionPosition({"t": 10}, 1, 5, stale.commits)
     second = PartitionPosition({"t": 12}, 2, 6, stale.commits)
-    views_a = {user: {("view", "a"): ("c", [1000])}}
+    views_a: dict[int, UserHistory] = {user: {("view", "a"): ("c", [1000])}}
     await store.commit(PartitionCommit(partition, views_a, {"a": 1}, {}, first))
     with pytest.raises(CommitFenced):
         await store.commit(

@@ -35,7 +35,7 @@ def profile(key: int, item: str = "p1") -> Profile:
         key=key,
         items=(
             ItemHistory(item, "shoes", (300, 200, 100)),
-            ItemHistory(item, "shoes", (250,), "cart"),
+            ItemHistory(item, "shoes", (250,), "cart", 19.99),
             ItemHistory("p9", "hats", (90,), "purchase"),
         ),
         segments=("s",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aggregator.intake import IntakeSettings, Routed, admit
 from schemas.event_codec import encode_event
-from schemas.events import Event
+from schemas.events import VALUE_MAX, Event
 from schemas.topics import DLQ_TOPIC, LATE_TOPIC
 
 SETTINGS = IntakeSettings(allowed_lateness_s=600, max_clock_skew_ms=60_000)
@@ -48,3 +48,10 @@ def test_a_clock_running_ahead_is_clamped_to_the_receive_time_plus_the_allowed_s
 def test_an_unreadable_record_goes_to_the_dead_letter_topic() -> None:
     routed = admit(b"\x00garbage", NOW_S, SETTINGS)
     assert isinstance(routed, Routed) and routed.topic == DLQ_TOPIC and routed.reason
+
+
+def test_a_value_no_edge_would_accept_goes_to_the_dead_letter_topic() -> None:
+    for value in (float("nan"), float("inf"), -1.0, VALUE_MAX * 10):
+        raw = encode_event(Event("add_to_cart", 7, NOW_S * 1000, NOW_S * 1000, item="p1", value=value))
+        routed = admit(raw, NOW_S, SETTINGS)
+        assert isinstance(routed, Routed) and routed.topic == DLQ_TOPIC and "value" in routed.reason

@@ -82,3 +82,21 @@ def test_state_survives_serialisation_and_becomes_a_profile() -> None:
 
 def test_state_written_before_event_kinds_still_loads() -> None:
     assert load_state(b'{"a": ["c", [5, 3]]}') == {("view", "a"): ("c", [5, 3])}
+
+
+def test_the_newest_events_value_is_kept_and_travels_in_the_profile() -> None:
+    def priced(t_s: int, value: float) -> Event:
+        return Event("add_to_cart", 1, t_s * 1000, t_s * 1000, item="a", category="c", value=value)
+
+    state: UserHistory = {}
+    add_events(state, [priced(100, 20.0), priced(200, 25.0), priced(150, 99.0)], SETTINGS)  # 150 is late
+    assert state[("cart", "a")] == ("c", [200, 150, 100], 25.0)
+    add_events(state, [view("b", 210)], SETTINGS)
+    assert state[("view", "b")] == ("c", [210])  # no value: none kept
+    restored = load_state(dump_state(state))
+    assert restored == state
+    assert load_state(b'[["cart", "a", "c", [5]]]') == {("cart", "a"): ("c", [5])}  # written before values
+    profile = to_profile(1, restored, 0)
+    assert {(h.item, h.value) for h in profile.items} == {("a", 25.0), ("b", 0.0)}
+    expire(state, watermark_s=1140, settings=SETTINGS)  # the cart horizon is 1000 s: 100 goes
+    assert state[("cart", "a")] == ("c", [200, 150], 25.0)

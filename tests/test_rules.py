@@ -626,3 +626,33 @@ def test_a_feature_must_be_a_number_and_cannot_share_a_segments_name() -> None:
     assert any("a feature must be a number, this is a bool" in p for p in problems_of(not_a_number))
     clash = FEATURES.replace("  engaged: pages", "  bought_today: pages")
     assert any("is a feature already" in p for p in problems_of(clash))
+
+
+def test_cart_value_sums_what_is_in_the_cart_since_the_last_purchase() -> None:
+    program = rules(
+        """
+version: shipping-1
+features:
+  basket: cart_value()
+slots:
+  banner:
+    rules:
+      - when: basket >= 50
+        headers: {X-Pz-Shipping: free}
+      - when: basket > 0
+        headers: {X-Pz-Shipping: almost}
+    default:
+      headers: {X-Pz-Shipping: none}
+"""
+    )
+
+    def shipping(*items: ItemHistory) -> str:
+        return str(program.decide(facts(*items), Catalog, ["banner"])["banner"]["headers"]["X-Pz-Shipping"])
+
+    shoes = ItemHistory("p1", "shoes", (NOW - 100,), "cart", 39.9)
+    socks = ItemHistory("p2", "socks", (NOW - 50,), "cart", 12.5)
+    assert shipping(shoes) == "almost"
+    assert shipping(shoes, socks) == "free"
+    bought = ItemHistory("p1", "shoes", (NOW - 80,), "purchase", 39.9)  # checkout after the shoes
+    assert shipping(shoes, socks, bought) == "almost"  # only the socks are in the cart now
+    assert shipping() == "none"

@@ -66,6 +66,8 @@ class _Source:
             return f"f.since_last({event.name!r})"
         if node.name == "in_cart":
             return "len(f.cart_items())"
+        if node.name == "cart_value":
+            return "f.cart_value()"
         if node.name == "category_views":
             bound = bound_arguments(node)
             category, within = bound["category"], bound["within"]

@@ -75,6 +75,8 @@ def _call(node: Call, segments: Mapping[str, Evaluator], checker: TypeChecker) -
         return lambda f: f.since_last(event)
     if name == "in_cart":
         return lambda f: len(f.cart_items())
+    if name == "cart_value":
+        return lambda f: f.cart_value()
     if name == "category_views":
         category, within = str(literal("category")), int(literal("within"))
         return lambda f: f.category_views(category, within)

@@ -94,6 +94,9 @@ class Facts:
         self.memo[key] = start
         return start
 
+    def cart_value(self) -> float:
+        return sum(h.value for h in self.cart_items())
+
     def category_views(self, category: str, within_s: int) -> int:
         since = self.now_s - within_s
         return sum(

@@ -80,6 +80,12 @@ FUNCTIONS: dict[str, Function] = {
         ),
         _fn("in_cart", "number", "items added to the cart since the last purchase"),
         _fn(
+            "cart_value",
+            "number",
+            "the value of the items added to the cart since the last purchase (each item's newest "
+            "add-to-cart value, as the page sent it)",
+        ),
+        _fn(
             "this_period",
             "number",
             "events of that kind since the current hour, day or week began, in the site's time zone "
