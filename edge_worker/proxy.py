@@ -8,7 +8,6 @@ passes byte for byte.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from edge_worker import metrics
 from edge_worker.circuit_breaker import BreakerState, CircuitBreaker
+from edge_worker.encodings import DECODABLE, ORIGIN_ACCEPT_ENCODING, chosen_encoding, encoder_for
 from edge_worker.html_inject import HtmlInjector, Resolver
 from schemas.bounded_body import read_bounded
 
@@ -95,7 +95,7 @@ class OriginProxy:
         if may_inject:
             # Only what the edge can decode: an HTML body must be read to be rewritten.
             forwarded = [(n, v) for n, v in forwarded if n != "accept-encoding"]
-            forwarded.append(("accept-encoding", "gzip, deflate"))
+            forwarded.append(("accept-encoding", ORIGIN_ACCEPT_ENCODING))
         upstream_request = self._client.build_request(
             request.method,
             request.url.path,
@@ -121,7 +121,8 @@ class OriginProxy:
             (name, value) for name, value in upstream.headers.multi_items() if name.lower() not in _HOP_BY_HOP
         ]
         if may_inject and inject is not None and _injectable(upstream):
-            return self._injected(upstream, headers, inject(), _accepts_gzip(request))
+            coding = chosen_encoding(request.headers.get("accept-encoding", ""))
+            return self._injected(upstream, headers, inject(), coding)
         metrics.PROXIED.labels("passthrough").inc()
         response = StreamingResponse(
             upstream.aiter_raw(),
@@ -138,7 +139,7 @@ class OriginProxy:
         return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
 
     def _injected(
-        self, upstream: httpx.Response, headers: list[tuple[str, str]], resolve: Resolver, gzip_out: bool
+        self, upstream: httpx.Response, headers: list[tuple[str, str]], resolve: Resolver, coding: str
     ) -> Response:
         metrics.PROXIED.labels("injected").inc()
         dropped = {"content-length", "content-encoding", "cache-control", "etag", "last-modified"}
@@ -146,23 +147,17 @@ class OriginProxy:
         # A page filled for one visitor must not be cached for another, nor validated as the origin's.
         kept.append(("cache-control", "private, no-store"))
         kept.append(("vary", "Cookie, Accept-Encoding"))
-        if gzip_out:
-            kept.append(("content-encoding", "gzip"))
+        if coding:
+            kept.append(("content-encoding", coding))
 
         async def rewritten() -> AsyncIterator[bytes]:
             injector = HtmlInjector(resolve)
-            gzip = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip_out else None
-            async for chunk in upstream.aiter_bytes():  # decoded: the origin was asked for gzip/deflate only
-                out = injector.feed(chunk)
-                if gzip is not None:
-                    out = gzip.compress(out) + gzip.flush(
-                        zlib.Z_SYNC_FLUSH
-                    )  # bytes leave now, not at the end
+            encoder = encoder_for(coding)
+            async for chunk in upstream.aiter_bytes():  # decoded: the origin was asked for what we decode
+                out = encoder.chunk(injector.feed(chunk))  # flushed: bytes leave now, not at the end
                 if out:
                     yield out
-            out = injector.finish()
-            if gzip is not None:
-                out = gzip.compress(out) + gzip.flush()
+            out = encoder.chunk(injector.finish()) + encoder.finish()
             if out:
                 yield out
             for slot in injector.replaced:  # only slots the rules decided: as many labels as rule slots
@@ -194,12 +189,4 @@ def _injectable(upstream: httpx.Response) -> bool:
     charset = params.partition("charset=")[2].strip().strip('"')
     if charset and not _ASCII_COMPATIBLE.match(charset):
         return False
-    return upstream.headers.get("content-encoding", "identity").lower() in ("identity", "gzip", "deflate")
-
-
-def _accepts_gzip(request: Request) -> bool:
-    for coding in request.headers.get("accept-encoding", "").split(","):
-        name, _, params = coding.strip().partition(";")
-        if name.strip().lower() == "gzip":
-            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-    return False
+    return upstream.headers.get("content-encoding", "identity").lower() in DECODABLE

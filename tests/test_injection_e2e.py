@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from edge_worker.encodings import ORIGIN_ACCEPT_ENCODING
 from edge_worker.fragments import render_slot
 from pz.local_stack import LocalStack
 
@@ -24,6 +25,19 @@ def test_pages_come_filled_gzip_reencoded_and_private(stack: LocalStack) -> None
         assert "Welcome to the pz demo shop." not in page.text  # the origin's placeholder content is gone
         plain = client.get("/category/books", headers={"accept": "text/html", "accept-encoding": "identity"})
         assert "content-encoding" not in plain.headers and "Welcome! Have a look around." in plain.text
+
+
+def test_br_from_the_origin_is_decoded_and_the_page_reencoded_as_the_client_asks(stack: LocalStack) -> None:
+    origin = httpx.get(
+        f"{stack.shop_url}/category/books",
+        headers={"accept": "text/html", "accept-encoding": ORIGIN_ACCEPT_ENCODING},
+    )
+    assert origin.headers["content-encoding"] == "br"  # what the edge gets when it asks
+    with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        for accepted, expected in (("br", "br"), ("gzip, br;q=0", "gzip"), ("br;q=0.5, gzip;q=0.9", "br")):
+            page = client.get("/category/books", headers={"accept": "text/html", "accept-encoding": accepted})
+            assert page.headers["content-encoding"] == expected, accepted
+            assert "Welcome! Have a look around." in page.text  # decoded by httpx, filled by the edge
 
 
 def test_a_reloaded_page_shows_what_three_views_changed_without_javascript(stack: LocalStack) -> None:

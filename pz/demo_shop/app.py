@@ -6,12 +6,12 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pz.demo_shop import catalog, pages
+from pz.demo_shop.compression import Compression
 
 _CART_COOKIE = "shop_cart"
 _CART_MAX = 50
@@ -106,9 +106,8 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    # gzip like most origins, so that the edge's decode-inject-reencode path is the one exercised
     return Starlette(
-        middleware=[Middleware(GZipMiddleware, minimum_size=500)],
+        middleware=[Middleware(Compression)],
         routes=[
             Route("/", home),
             Route("/category/{name}", category),
