@@ -42,6 +42,7 @@ def _timezone(name: str) -> str:
 class EdgeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    server: str = "uvicorn"  # or "granian" (a Rust HTTP server: more requests/s per core)
     kafka_bootstrap: str = "127.0.0.1:9092"
     aggregator_url: str = "http://127.0.0.1:8090"
     partitions: int = 4  # of every event topic and pz.deltas; must match the topics
@@ -82,6 +83,7 @@ class EdgeConfig:
         return cls(
             host=env_str(e, "PZ_EDGE_HOST", d.host),
             port=env_int(e, "PZ_EDGE_PORT", d.port, maximum=65535),
+            server=env_choice(e, "PZ_SERVER", d.server, ("uvicorn", "granian")),
             kafka_bootstrap=env_str(e, "PZ_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
             aggregator_url=env_str(e, "PZ_AGGREGATOR_URL", d.aggregator_url).rstrip("/"),
             partitions=env_int(e, "PZ_PARTITIONS", d.partitions, minimum=1, maximum=10_000),
