@@ -28,7 +28,9 @@ class WindowSettings:
     purchase_window_s: int = 30 * 86_400
 
     def horizon_s(self, kind: str) -> int:
-        return {"view": self.window_s, "cart": self.cart_window_s}.get(kind, self.purchase_window_s)
+        if kind == "view":
+            return self.window_s
+        return self.cart_window_s if kind == "cart" else self.purchase_window_s
 
 
 # What is kept of one (kind, item): its category, event times in seconds (newest first), and the
@@ -57,11 +59,7 @@ def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSett
 
 
 def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> None:
-    oldest = {
-        "view": watermark_s - settings.window_s,
-        "cart": watermark_s - settings.cart_window_s,
-        "purchase": watermark_s - settings.purchase_window_s,
-    }
+    oldest = {kind: watermark_s - settings.horizon_s(kind) for kind in EVENT_KINDS}
     for key, kept in list(state.items()):
         times = kept[1]
         cutoff = oldest[key[0]]

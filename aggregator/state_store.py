@@ -150,23 +150,17 @@ class StateStore:
         (`CommitFenced`) when another commit landed since `batch.position.commits` was read."""
         tag = _tag(batch.partition)
         position = batch.position
-        fields: list[EncodableT] = [f"off:{t}" for t in position.offsets]
-        values: list[EncodableT] = list(position.offsets.values())
-        args: list[EncodableT] = [self._user_ttl_s, position.commits, len(fields) + 3]
-        for name, value in zip(fields, values, strict=True):
-            args += (name, value)
-        args += (
-            "seq",
-            position.seq,
-            "delta_offset",
-            position.delta_offset,
-            "watermark",
-            position.watermark_s,
+        stored: dict[str, int] = {f"off:{topic}": offset for topic, offset in position.offsets.items()}
+        stored.update(seq=position.seq, delta_offset=position.delta_offset, watermark=position.watermark_s)
+        args: list[EncodableT] = [self._user_ttl_s, position.commits]
+        runs: tuple[Mapping[str, EncodableT], ...] = (
+            stored,
+            batch.item_views,
+            batch.item_categories,
+            batch.together.pairs,
+            batch.together.items,
         )
-        args.append(len(batch.item_views))
-        for item, count in batch.item_views.items():
-            args += (item, count)
-        for run in (batch.item_categories, batch.together.pairs, batch.together.items):
+        for run in runs:  # in the order _COMMIT reads them
             args.append(len(run))
             for name, value in run.items():
                 args += (name, value)

@@ -25,6 +25,7 @@ from aggregator.item_history import UserHistory, WindowSettings, add_events
 from aggregator.item_model import CoOccurrence, ItemModelSettings, add_user_events, next_items, top_similar
 from benchmarks.common import environment, print_table, started_at, write_json
 from schemas.events import Event
+from schemas.rules.recommend import fill
 
 K = 10
 _T0_S = 1_800_000_000
@@ -119,17 +120,6 @@ def _score(
     return hits / asked, gain / asked, asked
 
 
-def _without(seen: set[str], *sources: Sequence[str]) -> list[str]:
-    picked: list[str] = []
-    for source in sources:
-        for item in source:
-            if item not in seen and item not in picked:
-                picked.append(item)
-                if len(picked) == K:
-                    return picked
-    return picked
-
-
 def run_recs(users: int = 20_000, quick: bool = False, json_path: Path | None = None) -> int:
     began = started_at()
     if quick:
@@ -147,17 +137,19 @@ def run_recs(users: int = 20_000, quick: bool = False, json_path: Path | None = 
     for item in popular:
         by_category[shop.category_of(item)].append(item)
 
+    # Lists filled as the edge fills them (schemas.rules.recommend.fill): in order, no repeats,
+    # nothing the session already showed.
     def by_popularity(session: list[str]) -> list[str]:
-        return _without(set(session), popular[: K + len(session)])
+        return fill(K, frozenset(session), "", popular[: K + len(session)])
 
     def by_category_popularity(session: list[str]) -> list[str]:
-        return _without(set(session), by_category[shop.category_of(session[-1])], popular[: K + len(session)])
+        category = by_category[shop.category_of(session[-1])]
+        return fill(K, frozenset(session), "", category, popular[: K + len(session)])
 
     def by_item_model(session: list[str]) -> list[str]:
         neighbours = next_items(similar, session, K)
-        return _without(
-            set(session), neighbours, by_category[shop.category_of(session[-1])], popular[: 2 * K]
-        )
+        category = by_category[shop.category_of(session[-1])]
+        return fill(K, frozenset(session), "", neighbours, category, popular[: 2 * K])
 
     scored = {
         name: _score(held_out, fn)

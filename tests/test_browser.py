@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from pz.local_stack import LocalStack
-from tests.browser_helpers import open_page
+from tests.browser_helpers import open_page, view_a_lamp_three_times
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -19,10 +19,7 @@ def test_viewing_a_product_three_times_changes_the_recommendations_on_the_next_p
     open_page(page, f"{stack.edge_url}/")
     # popular items, or, before anything is popular, the placeholder's own content
     assert page.get_attribute("#recs", "data-pz-rule") in ("popular", "default")
-    for other_lamp in ("p0121", "p0122"):  # gives the lamps category some popularity
-        open_page(page, f"{stack.edge_url}/product/{other_lamp}")
-    for _ in range(3):
-        open_page(page, f"{stack.edge_url}/product/p0125")
+    view_a_lamp_three_times(page, stack.edge_url)
     # The third beacon travels edge -> Kafka -> aggregator -> Kafka -> edge: milliseconds, but not zero.
     for _ in range(50):
         open_page(page, f"{stack.edge_url}/category/shoes")

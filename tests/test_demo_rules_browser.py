@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from pz.local_stack import LocalStack, demo_rules_file
-from tests.browser_helpers import open_page
+from tests.browser_helpers import open_page, view_a_lamp_three_times
 from tests.conftest import running_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(180)]
@@ -64,10 +64,7 @@ def test_three_views_lead_with_similar_items_and_an_abandoned_cart_brings_the_ba
     demo_stack: LocalStack, browser: Browser
 ) -> None:
     page = browser.new_context().new_page()
-    for other in ("p0121", "p0122"):  # some popularity in the lamps category
-        open_page(page, f"{demo_stack.edge_url}/product/{other}")
-    for _ in range(3):
-        open_page(page, f"{demo_stack.edge_url}/product/p0125")
+    view_a_lamp_three_times(page, demo_stack.edge_url)
     for _ in range(60):
         open_page(page, f"{demo_stack.edge_url}/category/shoes")
         if page.get_attribute("#recs", "data-pz-rule") == "viewed a product 3 times in 10 minutes":

@@ -139,20 +139,9 @@ class Program:
             rules.segments, self._slot_specs(rules), _DEFAULT, rules.features
         )
         # Headers the rules may set: an edge strips them from what clients send, like its own.
-        actions = [
-            a
-            for s in rules.slots.values()
-            for r in s.rules
-            for a in ([r.action] if r.action is not None else r.variants.values())
-        ] + [s.default for s in rules.slots.values()]
-        self.header_names = frozenset(name.lower() for a in actions for name, _ in a.headers)
+        self.header_names = frozenset(name.lower() for a in rules.actions() for name, _ in a.headers)
         # What the edge must read from the request for these rules (and nothing more).
-        conditions = [
-            *rules.features.values(),
-            *rules.segments.values(),
-            *(r.when for s in rules.slots.values() for r in s.rules if r.when),
-        ]
-        used = [n for node in conditions for n in walk(node)]
+        used = [n for node in rules.conditions() for n in walk(node)]
         words = {
             id(arg) for n in used if isinstance(n, Call) for arg in word_arguments(n)
         }  # `hour` in a call

@@ -131,9 +131,6 @@ class Facts:
             self.memo[within_s] = found
         return found  # type: ignore[return-value]
 
-    def last_time(self, kind: str) -> int | None:
-        return self._index.last.get(kind)
-
     def since_last(self, kind: str) -> int:
         last = self._index.last.get(kind)
         return NEVER_S if last is None else max(0, self.now_s - last)

@@ -8,10 +8,8 @@ start; a session is followed back at most `SESSION_HORIZON_S`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from schemas.rules.expressions import Call, Literal, Name, Node, walk
-from schemas.rules.model import Action, RuleSet
+from schemas.rules.expressions import Call, Literal, Name, walk
+from schemas.rules.model import RuleSet
 from schemas.rules.periods import PERIOD_SECONDS
 from schemas.rules.vocabulary import EVENTS, FUNCTIONS, STRATEGIES, bound_arguments
 
@@ -35,28 +33,10 @@ def _literal(call: Call, name: str) -> object:
     return next(p.default for p in FUNCTIONS[call.name].params if p.name == name)
 
 
-def _conditions(rules: RuleSet) -> Iterator[Node]:
-    yield from rules.features.values()
-    yield from rules.segments.values()
-    for slot in rules.slots.values():
-        for rule in slot.rules:
-            if rule.when is not None:
-                yield rule.when
-
-
-def _actions(rules: RuleSet) -> Iterator[Action]:
-    for slot in rules.slots.values():
-        yield slot.default
-        for rule in slot.rules:
-            if rule.action is not None:
-                yield rule.action
-            yield from rule.variants.values()
-
-
 def horizons(rules: RuleSet) -> dict[str, int]:
     """Seconds of history each event kind needs for these rules (kinds the rules never look at: 0)."""
     needed = dict.fromkeys(EVENTS, 0)
-    for condition in _conditions(rules):
+    for condition in rules.conditions():
         for node in walk(condition):
             if not isinstance(node, Call) or node.name not in FUNCTIONS:
                 continue
@@ -69,7 +49,7 @@ def horizons(rules: RuleSet) -> dict[str, int]:
             elif node.name in ("session_views", "session_length"):
                 for kind in EVENTS:
                     needed[kind] = max(needed[kind], SESSION_HORIZON_S)
-    for action in _actions(rules):
+    for action in rules.actions():
         rec = action.recommend
         if rec is None or rec.strategy not in STRATEGIES or "within" not in rec.args:
             continue

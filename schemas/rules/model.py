@@ -106,6 +106,21 @@ class RuleSet:
     features: Mapping[str, Node] = field(default_factory=dict)
     feature_sources: Mapping[str, str] = field(default_factory=dict)
 
+    def conditions(self) -> list[Node]:
+        """Every expression the rules evaluate: features, segments, and the rules' `when`s."""
+        whens = [r.when for s in self.slots.values() for r in s.rules if r.when is not None]
+        return [*self.features.values(), *self.segments.values(), *whens]
+
+    def actions(self) -> list[Action]:
+        """Every action a slot can take: its rules' (each variant of an experiment) and its default."""
+        taken = [
+            a
+            for s in self.slots.values()
+            for r in s.rules
+            for a in ([r.action] if r.action is not None else r.variants.values())
+        ]
+        return [*taken, *(s.default for s in self.slots.values())]
+
     def to_json(self) -> bytes:
         return orjson.dumps({**self.document, "version": self.version}, option=orjson.OPT_SORT_KEYS)
 

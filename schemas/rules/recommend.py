@@ -43,7 +43,7 @@ class Picked(NamedTuple):  # a tuple: made once per recommendation, so cheap to 
 Strategy = Callable[[Facts, Catalog, int, frozenset[str]], Picked | None]
 
 
-def _fill(limit: int, exclude: frozenset[str], skip: str, *sources: Sequence[str]) -> list[str]:
+def fill(limit: int, exclude: frozenset[str], skip: str, *sources: Sequence[str]) -> list[str]:
     """Up to `limit` items from the sources in order, none twice, none excluded, not `skip`."""
     picked = [item for item in sources[0][: limit + 1] if item != skip and item not in exclude][:limit]
     if len(picked) == limit or len(sources) == 1 and len(sources[0]) <= limit + 1:
@@ -98,7 +98,7 @@ def strategy_for(rec: Recommendation) -> Strategy:
                 in_category = catalog.popular_by_category.get(history.category, ())
                 similar = catalog.similar_items(history.item)
                 items = lists.put(
-                    key, _fill(limit, exclude, history.item, similar, in_category, catalog.popular)
+                    key, fill(limit, exclude, history.item, similar, in_category, catalog.popular)
                 )
             return Picked(items, history.item, history.category)
 
@@ -110,7 +110,7 @@ def strategy_for(rec: Recommendation) -> Strategy:
             source = catalog.popular_by_category.get(category, ()) if category else catalog.popular
             if not exclude:  # popularity lists hold each item once
                 return Picked(list(source[:limit]), category=category)
-            return Picked(_fill(limit, exclude, "", source), category=category)
+            return Picked(fill(limit, exclude, "", source), category=category)
 
         return popular
     if rec.strategy == "recently_viewed":
@@ -119,7 +119,7 @@ def strategy_for(rec: Recommendation) -> Strategy:
         def recent(f: Facts, catalog: Catalog, limit: int, exclude: frozenset[str]) -> Picked | None:
             since = f.now_s - within
             return Picked(
-                _fill(limit, exclude, "", [h.item for h in f.items_of("view") if h.times_s[0] >= since])
+                fill(limit, exclude, "", [h.item for h in f.items_of("view") if h.times_s[0] >= since])
             )
 
         return recent
@@ -131,7 +131,7 @@ def strategy_for(rec: Recommendation) -> Strategy:
         in_cart = {h.item for h in cart}
         sources = [catalog.similar_items(h.item) for h in cart]  # what sessions paired with the cart
         sources += [catalog.popular_by_category.get(h.category, ()) for h in cart]
-        return Picked(_fill(limit, exclude | in_cart, "", *sources), cart[0].item, cart[0].category)
+        return Picked(fill(limit, exclude | in_cart, "", *sources), cart[0].item, cart[0].category)
 
     return bought_together
 
