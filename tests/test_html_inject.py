@@ -5,7 +5,8 @@ from collections.abc import Mapping
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector
+from edge_worker._html_scan import ordinary_run_end
+from edge_worker.html_inject import _ORDINARY_RUN, MAX_HELD_BYTES, HtmlInjector
 
 FRAGMENTS = {"hero": b"<p>HERO</p>", "recs": b"<ul><li>R</li></ul>"}
 
@@ -174,3 +175,49 @@ def test_the_fast_path_over_ordinary_markup_changes_nothing(parts: list[bytes], 
         assert inject(page, split) == fast
     finally:
         HtmlInjector.ordinary_runs = True
+
+
+scan_edges = st.sampled_from(
+    [
+        b"<a b = \"c\" d='e' f=g/ >",
+        b"<a =x>",
+        b'<a b="x',
+        b"<a b='x",
+        b"<a b=",
+        b"<A/B>",
+        b"<a b=x/>",
+        b"<a\x0bb>",
+        b"<!--\x0bpz:slot hero-->",
+        b"<!--\x0b/pz:slot-->",
+        b"<!-- /pz:slot-->",
+        b"<!--pz:slo-->",
+        b"<NoEmbed>",
+        b"<noframesx>",
+        b"<iframe/>",
+        b"<title",
+        b"<xmp\r>",
+        b"<data-pz-slot>",
+        b"<a Data-Pz-Slot>",
+        b"<a data-pz-slot",
+        b"<a data-pz-slot=",
+        b"<a x data-pz-slot/>",
+        b"</",
+        b"</a",
+        b"</1>",
+        b"<!-",
+        b"<!--",
+        b"<!--->",
+        b"-->",
+        b"\x00<\xff>",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(fragments, tricky, scan_edges, st.binary(max_size=8)), max_size=30))
+def test_the_c_scan_ends_every_run_where_its_regex_specification_does(parts: list[bytes]) -> None:
+    page = b"".join(parts)
+    for pos in range(len(page) + 1):
+        expected = _ORDINARY_RUN.match(page, pos)
+        assert expected is not None  # the expression matches the empty run too
+        assert ordinary_run_end(page, pos) == expected.end(), (page, pos)

@@ -1,0 +1,17 @@
+"""The one compiled part: the injector's fast path (edge_worker/_html_scan.c).
+
+Everything else is declared in pyproject.toml. Installing needs a C compiler and Python's headers,
+as any package that compiles does (Debian: gcc, python3-dev).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "edge_worker._html_scan",
+            sources=["edge_worker/_html_scan.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror"],
+        )
+    ]
+)
