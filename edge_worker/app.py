@@ -7,14 +7,12 @@ import hashlib
 import hmac
 import logging
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,19 +24,19 @@ from edge_worker.attribution import AttributionSigner, add_tokens
 from edge_worker.circuit_breaker import CircuitBreaker
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
+from edge_worker.decide_api import DecideApi
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
 from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
-from edge_worker.identity import CookieSigner, Identity
+from edge_worker.identity import CookiePolicy, CookieSigner, Identity
 from edge_worker.origin_headers import origin_headers, variant_of
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_context import ContextReader, ContextSettings
 from edge_worker.request_metrics import RequestMetrics
-from edge_worker.request_parts import cookie_of, headers_of, query_of
 from edge_worker.rules_state import RulesState
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
@@ -50,32 +48,21 @@ from schemas.settings import ConfigError, is_dev_key
 from schemas.topics import EXPOSURE_TOPIC, partition_for_key
 
 log = logging.getLogger("pz.edge")
-MAX_SLOTS = 10
-_SLOT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def set_identity_cookie(
-    response: Response, request: Request, identity: Identity, cfg: EdgeConfig, signer: CookieSigner
+    response: Response, request: Request, identity: Identity, policy: CookiePolicy, signer: CookieSigner
 ) -> None:
     if identity.is_new:
-        secure = cfg.cookie_secure == "always" or (
-            cfg.cookie_secure == "auto"
-            and (request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https")
-        )
-        response.set_cookie(
-            cfg.cookie_name,
-            signer.cookie_value(identity.raw_id),
-            max_age=cfg.cookie_max_age_s,
-            path="/",
-            httponly=cfg.cookie_httponly,
-            samesite="lax",
-            secure=secure,
-        )
+        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        cookie = policy.set_cookie(signer.cookie_value(identity.raw_id), https)
+        response.raw_headers.append((b"set-cookie", cookie))
 
 
 def create_app(config: EdgeConfig | None = None) -> Starlette:
     cfg = config or EdgeConfig.from_env()
     signer = CookieSigner(cfg.cookie_secret)
+    cookies = CookiePolicy(cfg.cookie_name, cfg.cookie_max_age_s, cfg.cookie_httponly, cfg.cookie_secure)
     attribution = AttributionSigner(cfg.cookie_secret)
     rules = RulesState({cfg.signing_key.key_id: cfg.signing_key})
     contexts = ContextReader(ContextSettings(cfg.country_header, cfg.default_country, cfg.site_timezone))
@@ -180,44 +167,6 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         supplied = headers.get("authorization", "").removeprefix("Bearer ")
         return bool(cfg.admin_token) and hmac.compare_digest(supplied.encode(), cfg.admin_token.encode())
 
-    async def decide_endpoint(request: Request) -> Response:
-        params = query_of(request.scope)
-        headers = headers_of(request.scope)
-        requested = params.get("slots", "hero,recs")
-        slots = [s for s in requested.split(",") if s]
-        malformed = [s for s in slots if not _SLOT_NAME.match(s)]
-        if not slots or malformed or len(slots) > MAX_SLOTS:
-            reason = (
-                f"slot name {malformed[0][:40]!r} is not lowercase letters, digits and _"
-                if malformed
-                else f"give 1 to {MAX_SLOTS} slot names, comma-separated"
-            )
-            return JSONResponse(
-                {"error": "invalid_request", "field": "slots", "reason": reason}, status_code=400
-            )
-        explain = params.get("explain") == "1"
-        if explain and not may_explain(headers):
-            reason = "explanations need Authorization: Bearer PZ_ADMIN_TOKEN (or PZ_DEBUG=true)"
-            return JSONResponse({"error": "forbidden", "field": "explain", "reason": reason}, status_code=403)
-        identity = signer.identify(cookie_of(headers, cfg.cookie_name))
-        page, referrer = params.get("path", "/"), params.get("ref", "")
-        program, facts, catalog, decision = page_decision(identity, headers, page, referrer, slots)
-        add_tokens(decision, attribution, variant_of(decision))
-        body: dict[str, Any] = {
-            "slots": decision,
-            "sync": health.stamp(store.snapshot, time.time(), program.version),
-        }
-        unknown = [s for s in slots if s not in program.slots]
-        if unknown:
-            body["skipped"] = {s: f"no such slot in rules {program.version}" for s in unknown}
-        if explain:
-            body["explain"] = program.explain(facts, catalog, [s for s in slots if s in program.slots])
-        response = Response(
-            orjson.dumps(body), media_type="application/json", headers={"Cache-Control": "private, no-store"}
-        )
-        set_identity_cookie(response, request, identity, cfg, signer)
-        return response
-
     async def collect(request: Request) -> Response:
         identity = signer.identify(request.cookies.get(cfg.cookie_name))
         response = await collect_endpoint(
@@ -228,7 +177,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             max_skew_ms=cfg.max_clock_skew_ms,
             partitions=cfg.partitions,
         )
-        set_identity_cookie(response, request, identity, cfg, signer)
+        set_identity_cookie(response, request, identity, cookies, signer)
         return response
 
     async def pz_script(request: Request) -> Response:
@@ -294,12 +243,23 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
 
         strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
         response = await proxy.forward(request, headers, inject=resolver, strip=strip)
-        set_identity_cookie(response, request, identity, cfg, signer)
+        set_identity_cookie(response, request, identity, cookies, signer)
         return response
 
     app = Starlette(
         routes=[
-            Route("/pz/decide", decide_endpoint),
+            Route(
+                "/pz/decide",
+                DecideApi(
+                    decide_page=page_decision,
+                    may_explain=may_explain,
+                    signer=signer,
+                    cookies=cookies,
+                    attribution=attribution,
+                    health=health,
+                    store=store,
+                ),
+            ),
             Route("/pz/collect", collect, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             Route("/pz/pz.js", pz_script),
             Route("/pz/pz.{version}.js", pz_script),

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 
 from lru import LRU
 
@@ -20,6 +21,30 @@ class Identity:
     raw_id: str
     key: int
     is_new: bool  # the cookie was missing or did not verify: the response must set it
+
+
+@dataclass(frozen=True, slots=True)
+class CookiePolicy:
+    """How the identity cookie is set: first-party, SameSite=Lax, path /."""
+
+    name: str
+    max_age_s: int
+    httponly: bool
+    secure: str  # "auto": when the request came over https; "always"; "never"
+
+    def set_cookie(self, value: str, https: bool) -> bytes:
+        """A Set-Cookie header value (the attributes Starlette's Response.set_cookie writes)."""
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[self.name] = value
+        morsel = cookie[self.name]
+        morsel["max-age"] = self.max_age_s
+        morsel["path"] = "/"
+        morsel["samesite"] = "lax"
+        if self.httponly:
+            morsel["httponly"] = True
+        if self.secure == "always" or (self.secure == "auto" and https):
+            morsel["secure"] = True
+        return cookie.output(header="").strip().encode("latin-1")
 
 
 class CookieSigner:
