@@ -54,9 +54,11 @@ async def test_explanations_need_the_admin_token(tmp_path: Path) -> None:
         assert refused.status_code == 403 and refused.json()["field"] == "explain"
         wrong = await client.get("/pz/decide?slots=hero&explain=1", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 403
-        allowed = await client.get("/pz/decide?slots=hero&explain=1", headers={"Authorization": "Bearer t0ken"})
+        admin = {"Authorization": "Bearer t0ken"}
+        allowed = await client.get("/pz/decide?slots=hero&explain=1", headers=admin)
         assert allowed.status_code == 200
-        assert [r["rule"] for r in allowed.json()["explain"]["slots"]["hero"]["tried"]] == ["similar_to_recent"]
+        tried = allowed.json()["explain"]["slots"]["hero"]["tried"]
+        assert [r["rule"] for r in tried] == ["similar_to_recent"]
 
 
 async def test_a_new_visitor_gets_a_signed_cookie_and_a_returning_one_keeps_theirs(tmp_path: Path) -> None:
