@@ -1,4 +1,5 @@
-"""The one compiled part: the injector's fast path (edge_worker/_html_scan.c).
+"""The compiled parts: the injector's fast path (edge_worker/_html_scan.c) and packed profiles
+(schemas/_packing.c). Each has its Python specification beside it, and tests hold the two equal.
 
 Everything else is declared in pyproject.toml. Installing needs a C compiler and Python's headers,
 as any package that compiles does (Debian: gcc, python3-dev).
@@ -12,6 +13,11 @@ setup(
             "edge_worker._html_scan",
             sources=["edge_worker/_html_scan.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
-        )
+        ),
+        Extension(
+            "schemas._packing",
+            sources=["schemas/_packing.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror"],
+        ),
     ]
 )

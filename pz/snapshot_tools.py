@@ -12,6 +12,7 @@ import orjson
 
 from edge_worker.config import DEV_COOKIE_SECRET
 from schemas.errors import DecodeError, SchemaError
+from schemas.profiles import Profile
 from schemas.settings import ConfigError, verifier_from_env
 from schemas.signing import open_sealed, unverified_payload
 from schemas.snapshot_codec import SnapshotReader
@@ -83,8 +84,14 @@ def find_user(path: Path, uid: str) -> dict[str, Any]:
         "key": key,
         "signature": status,
         "found": profile is not None,
-        "profile": asdict(profile) if profile is not None else None,
+        "profile": _profile_json(profile) if profile is not None else None,
     }
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    fields = asdict(profile)
+    fields["items"] = [history._asdict() for history in profile.items]
+    return fields
 
 
 def dumps(value: dict[str, Any]) -> str:

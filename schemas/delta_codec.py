@@ -72,19 +72,21 @@ def decode_delta(buf: bytes | memoryview) -> DeltaBatch:
         data = read_numbers(buf, tab, _USER_DATA, "B")
         if len(ends) != len(keys) or (ends and ends[-1] > len(data)):
             raise DecodeError(f"{len(ends)} profile ends for {len(keys)} users, or past the profile data")
-        names = [root.ItemNames(i).decode() for i in range(root.ItemNamesLength())]
-        categories = [root.ItemCategories(i).decode() for i in range(root.ItemCategoriesLength())]
+        names: list[str | None] = [root.ItemNames(i).decode() for i in range(root.ItemNamesLength())]
+        categories: list[str | None] = [
+            root.ItemCategories(i).decode() for i in range(root.ItemCategoriesLength())
+        ]
         if len(categories) != len(names):
             raise DecodeError(f"{len(categories)} item categories for {len(names)} items")
         segments = [root.SegmentNames(i).decode() for i in range(root.SegmentNamesLength())]
         created_ms = root.CreatedMs()
-        unpacker = ProfileUnpacker(created_ms // 1000, names, categories, segments)
+        unpacker = ProfileUnpacker(created_ms // 1000, names, categories, _all_loaded, segments)
         upserts = []
         start = 0
         for key, end in zip(keys, ends, strict=True):
             if end < start:
                 raise DecodeError(f"profile of user {key} has a negative length")
-            upserts.append(unpacker.unpack(key, bytes(data[start:end])))
+            upserts.append(unpacker.unpack(key, data, start, end))
             start = end
         return DeltaBatch(
             partition=root.Partition(),
@@ -128,3 +130,7 @@ def unframe_batches(body: bytes) -> list[bytes]:
         batches.append(body[position : position + length])
         position += length
     return batches
+
+
+def _all_loaded(index: int) -> None:
+    raise AssertionError("a delta batch's item lists are decoded whole")  # names are never None here

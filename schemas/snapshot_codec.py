@@ -139,29 +139,6 @@ def encode_snapshot(content: SnapshotContent) -> bytes:
     return bytes(builder.Output())
 
 
-class _LazyStrings(Sequence[str]):
-    """A string vector decoded one entry at a time, on first use, then kept."""
-
-    __slots__ = ("_get", "_decoded", "_length")
-
-    def __init__(self, get: Callable[[int], bytes], length: int) -> None:
-        self._get = get
-        self._length = length
-        self._decoded: dict[int, str] = {}
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __getitem__(self, index: int) -> str:  # type: ignore[override]
-        try:
-            return self._decoded[index]
-        except KeyError:
-            if not 0 <= index < self._length:
-                raise IndexError(index) from None
-            text = self._decoded[index] = self._get(index).decode()
-            return text
-
-
 class SnapshotReader:
     """Reads a snapshot buffer in place: the header and popularity lists are decoded at once (they
     are small); users are found by binary search over the key vector and unpacked only when asked
@@ -213,10 +190,16 @@ class SnapshotReader:
             item_categories = read_numbers(buf, tab, _ITEM_CATEGORIES, "H")
             if any(c >= len(categories) for c in item_categories):
                 raise DecodeError("an item refers past the category dictionary")
+            if root.ItemNamesLength() != len(item_categories):
+                raise DecodeError(
+                    f"{len(item_categories)} item categories for {root.ItemNamesLength()} items"
+                )
+            items = _ItemLoader(root.ItemNames, item_categories, categories)
             self._unpacker = ProfileUnpacker(
                 self.created_ms // 1000,
-                _LazyStrings(root.ItemNames, root.ItemNamesLength()),
-                _CategoryOf(item_categories, categories),
+                items.names,
+                items.categories,
+                items.load,
                 [s.decode() for s in (root.SegmentNames(i) for i in range(root.SegmentNamesLength()))],
             )
             self.positions = {
@@ -278,23 +261,28 @@ class SnapshotReader:
         if start > end:
             raise DecodeError(f"profile of user {key} has a negative length")
         try:
-            return self._unpacker.unpack(key, bytes(self._data[start:end]))
+            return self._unpacker.unpack(key, self._data, start, end)
         except (UnicodeDecodeError, struct.error) as exc:
             raise DecodeError(f"malformed snapshot at user {key}: {exc}") from exc
 
 
-class _CategoryOf(Sequence[str]):
-    __slots__ = ("_item_categories", "_names")
+class _ItemLoader:
+    """Item names and categories decoded the first time a profile needs them, then kept."""
 
-    def __init__(self, item_categories: Sequence[int], names: list[str]) -> None:
-        self._item_categories = item_categories
-        self._names = names
+    __slots__ = ("_name_at", "_category_codes", "_category_names", "names", "categories")
 
-    def __len__(self) -> int:
-        return len(self._item_categories)
+    def __init__(
+        self, name_at: Callable[[int], bytes], category_codes: Sequence[int], category_names: list[str]
+    ) -> None:
+        self._name_at = name_at
+        self._category_codes = category_codes
+        self._category_names = category_names
+        self.names: list[str | None] = [None] * len(category_codes)
+        self.categories: list[str | None] = [None] * len(category_codes)
 
-    def __getitem__(self, index: int) -> str:  # type: ignore[override]
-        return self._names[self._item_categories[index]]
+    def load(self, index: int) -> None:
+        self.categories[index] = self._category_names[self._category_codes[index]]
+        self.names[index] = self._name_at(index).decode()
 
 
 _SIMILAR_KEPT = 65_536  # items whose similar-items lists a reader keeps decoded
