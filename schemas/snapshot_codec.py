@@ -6,6 +6,7 @@ import struct
 from bisect import bisect_left
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import NamedTuple
 
 import flatbuffers
@@ -14,7 +15,7 @@ from flatbuffers import util
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
 from schemas.fb_vectors import numbers_vector, read_numbers, strings_vector
-from schemas.profile_packing import ProfileUnpacker, pack_profiles
+from schemas.profile_packing import PackedProfiles, ProfileUnpacker, pack_profiles
 from schemas.profiles import Profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
@@ -85,20 +86,32 @@ def _keyed_lists(builder: flatbuffers.Builder, lists: Mapping[str, Sequence[str]
     return int(builder.EndVector())
 
 
+def _in_key_order(packed: PackedProfiles, keys: list[int]) -> tuple[list[int], bytes, list[int]]:
+    """Keys ascending (edges binary-search them in place), with the packed profiles and their ends
+    in the same order. Profiles are packed in the order given and moved afterwards: packing in key
+    order visits the profile objects at random places in memory, twice as slow (pz bench snapshot)."""
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    ends = packed.ends
+    starts = [0, *ends[:-1]]
+    view = memoryview(packed.data)
+    data = b"".join([view[starts[i] : ends[i]] for i in order])
+    return [keys[i] for i in order], data, list(accumulate(ends[i] - starts[i] for i in order))
+
+
 def encode_snapshot(content: SnapshotContent) -> bytes:
-    users = sorted(content.users, key=lambda p: p.key)  # sorted so that edges binary-search in place
+    users = content.users
     packed = pack_profiles(users, content.created_ms // 1000)
+    keys, data, ends = _in_key_order(packed, [u.key for u in users])
     category_index: dict[str, int] = {}
     for category in packed.item_categories:
         category_index.setdefault(category, len(category_index))
     if len(category_index) > 0xFFFF:
         raise ValueError(f"{len(category_index)} categories: a snapshot holds at most 65535")
 
-    data = packed.data
     builder = flatbuffers.Builder(1024 + len(data) + 12 * len(users) + 16 * len(packed.item_index))
-    user_data = builder.CreateByteVector(bytes(data))
-    user_ends = numbers_vector(builder, "I", packed.ends)
-    user_keys = numbers_vector(builder, "Q", [u.key for u in users])
+    user_data = builder.CreateByteVector(data)
+    user_ends = numbers_vector(builder, "I", ends)
+    user_keys = numbers_vector(builder, "Q", keys)
     item_categories = numbers_vector(builder, "H", [category_index[c] for c in packed.item_categories])
     item_names = strings_vector(builder, list(packed.item_index))
     category_names = strings_vector(builder, list(category_index))
