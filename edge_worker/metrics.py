@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
-REQUESTS = Counter("pz_edge_requests_total", "HTTP requests served", ["route", "status"])
-DECISION_SECONDS = Histogram(
+from edge_worker.hot_metrics import HotCounter, HotHistogram
+
+# Updated on every request: plain numbers, collected at scrape time (hot_metrics.py).
+REQUESTS = HotCounter("pz_edge_requests_total", "HTTP requests served", ["route", "status"])
+DECISION_SECONDS = HotHistogram(
     "pz_edge_decision_seconds",
     "In-process decision time for one request (all slots)",
     buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1),
@@ -19,7 +22,7 @@ DELTAS_DROPPED = Counter("pz_edge_deltas_dropped_total", "Delta batches dropped"
 DELTA_LAG_SECONDS = Gauge(
     "pz_edge_delta_lag_seconds", "Age of the newest applied delta batch when applied", ["partition"]
 )
-PROFILE_CACHE = Counter(
+PROFILE_CACHE = HotCounter(
     "pz_edge_profile_cache_total", "Profile lookups in the decoded-profile cache", ["result"]
 )
 PROFILE_DECODE_ERRORS = Counter(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_worker import metrics
+from edge_worker.hot_metrics import CounterChild
 
 _ROUTES = frozenset({"/pz/decide", "/pz/collect", "/pz/pz.js", "/healthz", "/readyz", "/metrics"})
 
@@ -13,7 +13,7 @@ _ROUTES = frozenset({"/pz/decide", "/pz/collect", "/pz/pz.js", "/healthz", "/rea
 class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._children: dict[tuple[str, str], Counter] = {}
+        self._children: dict[tuple[str, str], CounterChild] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -33,6 +33,6 @@ class RequestMetrics:
             await self.app(scope, receive, send_and_count)
         finally:
             counter = self._children.get((route, status))
-            if counter is None:  # labels() takes a lock and builds a key: once per pair is enough
+            if counter is None:  # labels() checks and builds a key: once per pair is enough
                 counter = self._children[(route, status)] = metrics.REQUESTS.labels(route, status)
             counter.inc()
