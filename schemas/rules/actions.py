@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.rules.features import Facts
 from schemas.rules.model import Action
-from schemas.rules.recommend import NOTHING, Catalog, Picked, excluded, strategy_for
+from schemas.rules.recommend import NOTHING, Catalog, excluded, strategy_for
 
 
 class CompiledAction:
@@ -17,7 +17,7 @@ class CompiledAction:
     and no recommendation decides the same for everyone: its answer is built once and shared, so
     callers treat decisions as read-only, except for the item dicts they own."""
 
-    __slots__ = ("base", "static", "template", "strategy", "exclude", "limit")
+    __slots__ = ("base", "static", "template", "strategy", "exclude", "limit", "_rendered")
 
     def __init__(self, action: Action, fragments: Mapping[str, str], base: dict[str, Any]) -> None:
         # A fragment is already a format string: `{item}`, `{category}` (validated) and `{{` `}}`.
@@ -35,6 +35,7 @@ class CompiledAction:
         if action.headers:
             self.base["headers"] = dict(action.headers)
         self.static = self.base if self.strategy is None and self.template is None else None
+        self._rendered: dict[tuple[str, str], str] = {}
 
     def run(self, f: Facts, catalog: Catalog) -> dict[str, Any] | None:
         """The slot's decision, or None when the action cannot apply (no items, no focus item)."""
@@ -54,25 +55,25 @@ class CompiledAction:
             if picked.category:
                 out["category"] = picked.category
         if self.template is not None:
-            if picked is None or not picked.based_on:
+            if picked is not None and picked.based_on:
+                item, category = picked.based_on, picked.category
+            else:
                 focus = f.focus_item()
                 if focus is None:
                     return None
-                picked = Picked([], focus.item, focus.category)
-            out["html"] = self.template.format(
-                item=_escaped(picked.based_on), category=_escaped(picked.category)
-            )
+                item, category = focus.item, focus.category
+            out["html"] = self._render(self.template, item, category)
         return out
 
+    def _render(self, template: str, item: str, category: str) -> str:
+        """The fragment filled in (values escaped), remembered: the same items come up on every page."""
+        key = (item, category)
+        html = self._rendered.get(key)
+        if html is None:
+            if len(self._rendered) >= _RENDERED_KEPT:
+                self._rendered.clear()
+            html = self._rendered[key] = template.format(item=escape(item), category=escape(category))
+        return html
 
-_ESCAPED: dict[str, str] = {}
 
-
-def _escaped(text: str) -> str:
-    """html.escape, remembered: item ids and categories repeat on every page."""
-    found = _ESCAPED.get(text)
-    if found is None:
-        if len(_ESCAPED) >= 65_536:
-            _ESCAPED.clear()
-        found = _ESCAPED[text] = escape(text)
-    return found
+_RENDERED_KEPT = 4096  # per action

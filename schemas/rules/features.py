@@ -18,7 +18,7 @@ BOT_SUSPECT = "bot_suspect"  # the segment the aggregator sets on users with an 
 
 
 class ProfileIndex:
-    __slots__ = ("times", "last", "by_kind", "ascending", "focus", "_every")
+    __slots__ = ("times", "last", "by_kind", "ascending", "focus", "cart", "_every")
 
     def __init__(self, items: tuple[ItemHistory, ...]) -> None:
         by_kind: dict[str, list[ItemHistory]] = {}
@@ -37,6 +37,9 @@ class ProfileIndex:
         views = self.by_kind.get("view", ())
         # The item the user looks at: viewed last, and of those viewed in that second, viewed most.
         self.focus = max(views, key=lambda h: (h.times_s[0], len(h.times_s))) if views else None
+        # Added to the cart after the last purchase (checkout buys the whole cart), newest first.
+        bought = self.last.get("purchase", -1)
+        self.cart = tuple(h for h in self.by_kind.get("cart", ()) if h.times_s[0] > bought)
         self._every: list[int] | None = None
 
     def all_times(self) -> list[int]:
@@ -159,12 +162,7 @@ class Facts:
 
     def cart_items(self) -> tuple[ItemHistory, ...]:
         """Items added to the cart after the last purchase (checkout buys the whole cart), newest first."""
-        found = self.memo.get("cart_items")
-        if found is None:
-            bought = self._index.last.get("purchase", -1)
-            found = tuple(h for h in self._index.by_kind.get("cart", ()) if h.times_s[0] > bought)
-            self.memo["cart_items"] = found
-        return found  # type: ignore[return-value]
+        return self._index.cart
 
     def items_of(self, kind: str) -> tuple[ItemHistory, ...]:
         """Histories of one kind, most recent first (profiles list them newest first)."""
