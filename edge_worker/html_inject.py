@@ -45,6 +45,10 @@ _VOID = frozenset(
     }
 )
 
+# Where each raw-text element ends: its end tag, any case.
+_RAW_TEXT_END = {
+    name: re.compile(rb"</" + re.escape(name) + rb"[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT
+}
 _TAG_NAME = re.compile(rb"[a-zA-Z][^\t\n\f\r />]*")
 _ATTRIBUTE = re.compile(
     rb"[\t\n\f\r /]*([^\t\n\f\r />\"'=][^\t\n\f\r />=]*)"
@@ -60,22 +64,35 @@ _WHOLE_TAG = re.compile(  # atomic and possessive: linear time whatever the orig
     rb"[\t\n\f\r /]*+(/?)>"
 )
 _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
-# Outside placeholders almost everything is text, ordinary tags, end tags and comments, which pass
-# unchanged. This matches the longest run of exactly that: a start tag is ordinary when it does not
-# open raw text (script, style, …) and has no data-pz-slot attribute; the run stops before anything
-# else (a marker comment, a raw-text element, a placeholder, an unfinished tag), which the tokenizer
+# Outside placeholders almost everything is text, ordinary tags, end tags, comments, raw-text
+# elements and doctypes, which pass unchanged. This matches the longest run of exactly that: a start
+# tag is ordinary when it does not open raw text (script, style, …) and has no data-pz-slot attribute;
+# a raw-text element passes whole, up to its end tag, when that end tag has arrived; the run stops
+# before anything else (a marker comment, a placeholder, an unfinished construct), which the tokenizer
 # below then handles one construct at a time. Same grammar as _WHOLE_TAG, possessive.
-# The injector runs the same scan in C (edge_worker/_html_scan.c, ~9x faster); this expression is its
-# specification, and tests hold the two equal.
+# The injector runs the same scan in C (edge_worker/_html_scan.c, ~20x faster); this expression is
+# its specification, and tests hold the two equal.
 _RAW_TEXT_NAMES = b"|".join(sorted(_RAW_TEXT))
+_ANY_ATTRIBUTES = (
+    rb"(?>[\t\n\f\r /]*+[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
+    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
+)
+_WHOLE_RAW_TEXT_ELEMENT = b"|".join(  # one alternative per name: re has no use for a group here
+    rb"<(?i:" + name + rb")(?=[\t\n\f\r />])" + _ANY_ATTRIBUTES + rb"[\t\n\f\r /]*+/?>"
+    rb"(?>[^<]++|<(?!/(?i:" + name + rb")[\t\n\f\r />]))*+(?=</(?i:" + name + rb")[\t\n\f\r />])"
+    for name in sorted(_RAW_TEXT)
+)
 _ORDINARY_RUN = re.compile(
     rb"(?>[^<]++"
     rb"|<(?!(?i:" + _RAW_TEXT_NAMES + rb")[\t\n\f\r />])[a-zA-Z][^\t\n\f\r />]*+"
     rb"(?>[\t\n\f\r /]*+(?!(?i:data-pz-slot)[\t\n\f\r />=])[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
     rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
     rb"[\t\n\f\r /]*+/?>"
-    rb"|</[a-zA-Z][^>]*+>"
+    + rb"|"
+    + _WHOLE_RAW_TEXT_ELEMENT  # placeholders are never filled there: up to its end tag
+    + rb"|</[a-zA-Z][^>]*+>"
     rb"|<!--(?!\s*+/?pz:slot)(?>[^-]++|-(?!->))*+-->"  # a whole comment that is not a pz marker
+    rb"|<!(?!--)[^>]*+>|<\?[^>]*+>"  # doctype, processing instruction
     rb")*+"
 )
 _SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
@@ -139,7 +156,24 @@ class HtmlInjector:
         return self._skip_element is not None or self._skip_comment
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._run(self._held + chunk, final=False)
+        buf = self._held + chunk if self._held else chunk
+        if (
+            self._raw_end is None
+            and not self._in_comment
+            and self._skip_element is None
+            and not self._skip_comment
+            and self.ordinary_runs
+        ):
+            # Most chunks are ordinary markup to their end, or up to a tag cut off by the chunk's end:
+            # pass them in one slice, without the tokenizer's loop.
+            run_end = ordinary_run_end(buf, 0)
+            if run_end == len(buf):
+                self._held = b""
+                return buf
+            if len(buf) - run_end < MAX_HELD_BYTES and buf.find(b">", run_end) < 0:
+                self._held = buf[run_end:]
+                return buf[:run_end]
+        return self._run(buf, final=False)
 
     def finish(self) -> bytes:
         return self._run(self._held, final=True)
@@ -232,6 +266,12 @@ class HtmlInjector:
                     return whole.end()
                 if plain and name != self._skip_element:
                     return whole.end()  # inside replaced content, and not what decides where it ends
+                if name in _RAW_TEXT and b"data-pz-slot" not in whole.group():  # <script>, <style>, …
+                    if whole.group(2) != b"/":
+                        self._raw_end = _RAW_TEXT_END[name]
+                    if not self._skipping:
+                        emit(whole.group())
+                    return whole.end()
             tag = _parse_start_tag(buf, pos)
             if tag is _INCOMPLETE:
                 return self._wait_or_text(buf, pos, final, emit, True)
@@ -289,7 +329,7 @@ class HtmlInjector:
 
     def _start_tag(self, tag: _StartTag, raw: bytes, emit: Callable[[bytes], None]) -> None:
         if tag.name in _RAW_TEXT and not tag.self_closing:
-            self._raw_end = re.compile(rb"</" + re.escape(tag.name) + rb"[\t\n\f\r />]", re.IGNORECASE)
+            self._raw_end = _RAW_TEXT_END[tag.name]
         if self._skipping:
             if tag.name == self._skip_element and not tag.self_closing and tag.name not in _VOID:
                 self._skip_depth += 1

@@ -209,6 +209,19 @@ scan_edges = st.sampled_from(
         b"<!--->",
         b"-->",
         b"\x00<\xff>",
+        b"<script>a<b>c</script>",
+        b"<SCRIPT x='>'>y</Script\t>",
+        b"<style data-pz-slot=hero>",
+        b"</style>",
+        b"</STYLE",
+        b"<textarea></textareax></textarea>",
+        b"<title/>t</title/>",
+        b"<!doctype html>",
+        b"<!DOCTYPE",
+        b"<?pi x?>",
+        b"<!-x>",
+        b"<!->",
+        b"<!>",
     ]
 )
 
