@@ -1,5 +1,6 @@
-"""The compiled parts: the injector's fast path (edge_worker/_html_scan.c) and packed profiles
-(schemas/_packing.c). Each has its Python specification beside it, and tests hold the two equal.
+"""The compiled parts: the injector's fast path (edge_worker/_html_scan.c), packed profiles
+(schemas/_packing.c) and event records (schemas/_event_reader.c). Each has its Python specification
+beside it, and tests hold the two equal.
 
 Everything else is declared in pyproject.toml. Installing needs a C compiler and Python's headers,
 as any package that compiles does (Debian: gcc, python3-dev).
@@ -17,6 +18,11 @@ setup(
         Extension(
             "schemas._packing",
             sources=["schemas/_packing.c"],
+            extra_compile_args=["-O2", "-Wall", "-Werror"],
+        ),
+        Extension(
+            "schemas._event_reader",
+            sources=["schemas/_event_reader.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
         ),
     ]

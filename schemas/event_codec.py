@@ -1,4 +1,7 @@
-"""Events on Kafka: a compact FlatBuffer with file identifier PZEV."""
+"""Events on Kafka: a compact FlatBuffer with file identifier PZEV.
+
+The aggregator decodes every event it consumes with the C reader (schemas/_event_reader.c, ~4x
+faster); decode_event_in_python is its specification, and tests hold the two equal."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 import flatbuffers
 from flatbuffers import util
 
+from schemas import _event_reader
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
 from schemas.events import Attribution, Event
@@ -115,8 +119,16 @@ class _Table:
         return _Table(self.data, at + _U32(self.data, at)[0]) if at else None
 
 
+_READER_TYPES = (Event, Attribution, DecodeError, _TYPE_NAMES)
+
+
 def decode_event(data: bytes) -> Event:
     """Decode an event record; raises DecodeError on anything that is not a well-formed event."""
+    return _event_reader.decode_event(data, _READER_TYPES)
+
+
+def decode_event_in_python(data: bytes) -> Event:
+    """The specification of decode_event()."""
     if len(data) < 8 or not util.BufferHasIdentifier(data, 0, EVENT_IDENTIFIER):
         raise DecodeError("not a pz event (file identifier PZEV missing)")
     try:
