@@ -1,7 +1,7 @@
 /* The injector's fast path in C: how far a run of ordinary markup goes.
  *
- * ordinary_run_end(buf, pos) returns exactly what edge_worker.html_inject._ORDINARY_RUN.match(buf,
- * pos).end() returns (tests hold the two equal on generated pages): the end of the longest run of
+ * ordinary_run_end(buf, pos, stop) returns exactly what edge_worker.html_inject.ordinary_run(stop)
+ * .match(buf, pos).end() returns (tests hold the two equal on generated pages): the end of the longest run of
  * text, start tags that neither open raw text nor carry a data-pz-slot attribute, raw-text elements
  * up to their end tag, end tags, whole comments that are not pz markers, doctypes and processing
  * instructions. The regex, Python's `re`, scans at ~90 MB/s; this at ~2 GB/s, with memchr through
@@ -137,10 +137,17 @@ static Py_ssize_t raw_text_element(const unsigned char *b, Py_ssize_t i, Py_ssiz
     return -1;
 }
 
+/* A tag name to stop at (the element whose old content is being replaced): NULL for none. */
+typedef struct {
+    const char *name; /* lower case */
+    Py_ssize_t length;
+} Stop;
+
 /* An ordinary start tag, or a whole raw-text element, at b[p] == '<': where it ends, or -1. */
-static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end) {
+static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, const Stop *stop) {
     Py_ssize_t i = p + 1;
     if (i >= end || !is_alpha(b[i])) return -1;
+    if (stop->name != NULL && word_at(b, i, end, stop->name, stop->length, NAME_END)) return -1;
     const char *raw = raw_text_name_at(b, i, end);
     if (raw != NULL) return raw_text_element(b, i, end, raw);
     i++;
@@ -149,8 +156,9 @@ static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end
 }
 
 /* An end tag at b[p] == '<': its end, or -1. */
-static Py_ssize_t end_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end) {
+static Py_ssize_t end_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, const Stop *stop) {
     if (p + 2 >= end || b[p + 1] != '/' || !is_alpha(b[p + 2])) return -1;
+    if (stop->name != NULL && word_at(b, p + 2, end, stop->name, stop->length, NAME_END)) return -1;
     const unsigned char *q = memchr(b + p + 3, '>', (size_t)(end - p - 3));
     return q == NULL ? -1 : (q - b) + 1;
 }
@@ -181,7 +189,7 @@ static Py_ssize_t comment(const unsigned char *b, Py_ssize_t p, Py_ssize_t end) 
     return -1;
 }
 
-static Py_ssize_t run_end(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end) {
+static Py_ssize_t run_end(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, const Stop *stop) {
     Py_ssize_t i = pos;
     while (i < end) {
         if (b[i] != '<') {
@@ -190,10 +198,18 @@ static Py_ssize_t run_end(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end
             i = q - b;
             continue;
         }
-        Py_ssize_t next = start_tag(b, i, end);
-        if (next < 0) next = end_tag(b, i, end);
-        if (next < 0) next = comment(b, i, end);
-        if (next < 0) next = declaration(b, i, end);
+        Py_ssize_t next = -1; /* what follows '<' says which construct it can be */
+        unsigned char second = i + 1 < end ? b[i + 1] : 0;
+        if (is_alpha(second)) {
+            next = start_tag(b, i, end, stop);
+        } else if (second == '/') {
+            next = end_tag(b, i, end, stop);
+        } else if (second == '!') {
+            next = comment(b, i, end);
+            if (next < 0) next = declaration(b, i, end);
+        } else if (second == '?') {
+            next = declaration(b, i, end);
+        }
         if (next < 0) return i;
         i = next;
     }
@@ -202,9 +218,15 @@ static Py_ssize_t run_end(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end
 
 static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 2 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "ordinary_run_end(buf: bytes, pos: int)");
+    if (nargs < 2 || nargs > 3 || !PyBytes_Check(args[0]) ||
+        (nargs == 3 && args[2] != Py_None && !PyBytes_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "ordinary_run_end(buf: bytes, pos: int, stop: bytes | None = None)");
         return NULL;
+    }
+    Stop stop = {NULL, 0};
+    if (nargs == 3 && args[2] != Py_None) {
+        stop.name = PyBytes_AS_STRING(args[2]);
+        stop.length = PyBytes_GET_SIZE(args[2]);
     }
     Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
     if (pos == -1 && PyErr_Occurred()) return NULL;
@@ -214,12 +236,13 @@ static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ss
         return NULL;
     }
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    return PyLong_FromSsize_t(run_end(b, pos, end));
+    return PyLong_FromSsize_t(run_end(b, pos, end, &stop));
 }
 
 static PyMethodDef methods[] = {
     {"ordinary_run_end", (PyCFunction)(void (*)(void))ordinary_run_end, METH_FASTCALL,
-     "ordinary_run_end(buf, pos, /) -> int: where the run of ordinary markup at buf[pos] ends."},
+     "ordinary_run_end(buf, pos, stop=None, /) -> int: where the run of ordinary markup at buf[pos]\n"
+     "ends; with `stop` (a lower-case tag name), also before any start or end tag of that name."},
     {NULL, NULL, 0, NULL},
 };
 

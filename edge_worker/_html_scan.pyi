@@ -1,2 +1,2 @@
-def ordinary_run_end(buf: bytes, pos: int, /) -> int:
-    """Where the run of ordinary markup at buf[pos] ends: _ORDINARY_RUN.match(buf, pos).end()."""
+def ordinary_run_end(buf: bytes, pos: int, stop: bytes | None = None, /) -> int:
+    """Where the run of ordinary markup at buf[pos] ends: ordinary_run(stop).match(buf, pos).end()."""

@@ -70,31 +70,54 @@ _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
 # a raw-text element passes whole, up to its end tag, when that end tag has arrived; the run stops
 # before anything else (a marker comment, a placeholder, an unfinished construct), which the tokenizer
 # below then handles one construct at a time. Same grammar as _WHOLE_TAG, possessive.
-# The injector runs the same scan in C (edge_worker/_html_scan.c, ~20x faster); this expression is
+# The injector runs the same scan in C (edge_worker/_html_scan.c, ~20x faster); these expressions are
 # its specification, and tests hold the two equal.
 _RAW_TEXT_NAMES = b"|".join(sorted(_RAW_TEXT))
 _ANY_ATTRIBUTES = (
     rb"(?>[\t\n\f\r /]*+[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
     rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
 )
-_WHOLE_RAW_TEXT_ELEMENT = b"|".join(  # one alternative per name: re has no use for a group here
-    rb"<(?i:" + name + rb")(?=[\t\n\f\r />])" + _ANY_ATTRIBUTES + rb"[\t\n\f\r /]*+/?>"
-    rb"(?>[^<]++|<(?!/(?i:" + name + rb")[\t\n\f\r />]))*+(?=</(?i:" + name + rb")[\t\n\f\r />])"
-    for name in sorted(_RAW_TEXT)
-)
-_ORDINARY_RUN = re.compile(
-    rb"(?>[^<]++"
-    rb"|<(?!(?i:" + _RAW_TEXT_NAMES + rb")[\t\n\f\r />])[a-zA-Z][^\t\n\f\r />]*+"
-    rb"(?>[\t\n\f\r /]*+(?!(?i:data-pz-slot)[\t\n\f\r />=])[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
-    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
-    rb"[\t\n\f\r /]*+/?>"
-    + rb"|"
-    + _WHOLE_RAW_TEXT_ELEMENT  # placeholders are never filled there: up to its end tag
-    + rb"|</[a-zA-Z][^>]*+>"
-    rb"|<!--(?!\s*+/?pz:slot)(?>[^-]++|-(?!->))*+-->"  # a whole comment that is not a pz marker
-    rb"|<!(?!--)[^>]*+>|<\?[^>]*+>"  # doctype, processing instruction
-    rb")*+"
-)
+
+
+def ordinary_run(stop: bytes | None = None) -> re.Pattern[bytes]:
+    """The run of ordinary markup; with `stop` (a lower-case tag name), the run also stops before any
+    start or end tag of that name (replacing an element's old content, the injector must see those)."""
+    pattern = _ORDINARY_RUNS.get(stop)
+    if pattern is None:
+        not_stop = rb"(?!(?i:" + re.escape(stop) + rb")[\t\n\f\r />])" if stop else b""
+        raw_text_elements = b"|".join(  # one alternative per name: re has no use for a group here
+            rb"<"
+            + not_stop
+            + rb"(?i:"
+            + name
+            + rb")(?=[\t\n\f\r />])"
+            + _ANY_ATTRIBUTES
+            + rb"[\t\n\f\r /]*+/?>"
+            rb"(?>[^<]++|<(?!/(?i:" + name + rb")[\t\n\f\r />]))*+(?=</(?i:" + name + rb")[\t\n\f\r />])"
+            for name in sorted(_RAW_TEXT)
+        )
+        pattern = re.compile(
+            rb"(?>[^<]++"
+            rb"|<" + not_stop + rb"(?!(?i:" + _RAW_TEXT_NAMES + rb")[\t\n\f\r />])[a-zA-Z][^\t\n\f\r />]*+"
+            rb"(?>[\t\n\f\r /]*+(?!(?i:data-pz-slot)[\t\n\f\r />=])[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
+            rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
+            rb"[\t\n\f\r /]*+/?>"
+            + rb"|"
+            + raw_text_elements  # placeholders are never filled there: up to its end tag
+            + rb"|</"
+            + not_stop
+            + rb"[a-zA-Z][^>]*+>"
+            rb"|<!--(?!\s*+/?pz:slot)(?>[^-]++|-(?!->))*+-->"  # a whole comment that is not a pz marker
+            rb"|<!(?!--)[^>]*+>|<\?[^>]*+>"  # doctype, processing instruction
+            rb")*+"
+        )
+        if len(_ORDINARY_RUNS) >= 256:
+            _ORDINARY_RUNS.clear()
+        _ORDINARY_RUNS[stop] = pattern
+    return pattern
+
+
+_ORDINARY_RUNS: dict[bytes | None, re.Pattern[bytes]] = {}
 _SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
 _SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
 
@@ -218,6 +241,13 @@ class HtmlInjector:
                     if not final and end - pos < MAX_HELD_BYTES and buf.find(b">", pos) < 0:
                         break  # nothing more can complete in this chunk: wait for the next one
                     continue
+            elif self.ordinary_runs:
+                # Old content being replaced: dropped, up to what can end it (a tag of the element's
+                # name, for nesting, or the closing marker comment).
+                run_end = ordinary_run_end(buf, pos, self._skip_element)
+                if run_end > pos:
+                    pos = run_end
+                    continue
             lt = buf.find(b"<", pos)
             if lt < 0:
                 if not self._skipping:
@@ -264,8 +294,10 @@ class HtmlInjector:
                 if plain and not self._skipping:
                     emit(whole.group())
                     return whole.end()
-                if plain and name != self._skip_element:
-                    return whole.end()  # inside replaced content, and not what decides where it ends
+                if plain:  # inside replaced content: only a tag of the replaced element's name counts
+                    if name == self._skip_element and whole.group(2) != b"/" and name not in _VOID:
+                        self._skip_depth += 1
+                    return whole.end()
                 if name in _RAW_TEXT and b"data-pz-slot" not in whole.group():  # <script>, <style>, …
                     if whole.group(2) != b"/":
                         self._raw_end = _RAW_TEXT_END[name]

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_worker._html_scan import ordinary_run_end
-from edge_worker.html_inject import _ORDINARY_RUN, MAX_HELD_BYTES, HtmlInjector
+from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector, ordinary_run
 
 FRAGMENTS = {"hero": b"<p>HERO</p>", "recs": b"<ul><li>R</li></ul>"}
 
@@ -227,10 +227,15 @@ scan_edges = st.sampled_from(
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(fragments, tricky, scan_edges, st.binary(max_size=8)), max_size=30))
-def test_the_c_scan_ends_every_run_where_its_regex_specification_does(parts: list[bytes]) -> None:
+@given(
+    st.lists(st.one_of(fragments, tricky, scan_edges, st.binary(max_size=8)), max_size=30),
+    st.sampled_from([None, b"div", b"p", b"a", b"script", b"d"]),
+)
+def test_the_c_scan_ends_every_run_where_its_regex_specification_does(
+    parts: list[bytes], stop: bytes | None
+) -> None:
     page = b"".join(parts)
     for pos in range(len(page) + 1):
-        expected = _ORDINARY_RUN.match(page, pos)
+        expected = ordinary_run(stop).match(page, pos)
         assert expected is not None  # the expression matches the empty run too
-        assert ordinary_run_end(page, pos) == expected.end(), (page, pos)
+        assert ordinary_run_end(page, pos, stop) == expected.end(), (page, pos, stop)
