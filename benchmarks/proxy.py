@@ -173,11 +173,22 @@ async def _closed_loop(url: str, path: str, accept: str, seconds: float) -> tupl
     return len(latencies) / elapsed, latencies
 
 
+def _settle_the_allocator() -> None:
+    """Free one large block first, so that every engine runs with glibc's allocator in the same state,
+    whatever ran before in this process. Freeing a block of this size (under glibc's 32 MB ceiling
+    for it) raises the threshold for serving big allocations from fresh mmap()s; until then lexbor
+    (selectolax) pays page faults on each parse: 64 MB/s in a fresh process, 100 MB/s once
+    `pz bench all` had run the snapshot scenario. The baselines get their better figure."""
+    block = bytearray(24 * 1024 * 1024)
+    del block
+
+
 def run_proxy(quick: bool, json_path: Path | None) -> int:
     began = started_at()
     page = listing_page(100 * 1024)
     chunks = _chunks(page)
     repeats = 3 if quick else 7
+    _settle_the_allocator()
     engines = {
         name: _mb_per_s(fn, chunks, len(page), repeats)
         for name, fn in (("pz", _pz), ("lolhtml", _lolhtml), ("selectolax", _selectolax), ("lxml", _lxml))
