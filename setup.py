@@ -1,5 +1,5 @@
 """The compiled parts: the injector's fast path (edge_worker/_html_scan.c), packed profiles
-(schemas/_packing.c) and event records (schemas/_event_reader.c). Each has its Python specification
+(schemas/_packing.c) and event records (schemas/_event_records.c). Each has its Python specification
 beside it, and tests hold the two equal.
 
 Everything else is declared in pyproject.toml. Installing needs a C compiler and Python's headers,
@@ -21,8 +21,8 @@ setup(
             extra_compile_args=["-O2", "-Wall", "-Werror"],
         ),
         Extension(
-            "schemas._event_reader",
-            sources=["schemas/_event_reader.c"],
+            "schemas._event_records",
+            sources=["schemas/_event_records.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
         ),
     ]

@@ -1,7 +1,8 @@
 """Events on Kafka: a compact FlatBuffer with file identifier PZEV.
 
-The aggregator decodes every event it consumes with the C reader (schemas/_event_reader.c, ~4x
-faster); decode_event_in_python is its specification, and tests hold the two equal."""
+The edge encodes every beacon and the aggregator decodes every event with the C code in
+schemas/_event_records.c (several times faster); encode_event_in_python and decode_event_in_python
+are its specification, and tests hold the two equal."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import flatbuffers
 from flatbuffers import util
 
-from schemas import _event_reader
+from schemas import _event_records
 from schemas._generated import pz_generated as fb
 from schemas.errors import DecodeError
 from schemas.events import Attribution, Event
@@ -23,6 +24,12 @@ _TYPE_NAMES = {code: name for name, code in _TYPE_CODES.items()}
 
 
 def encode_event(event: Event) -> bytes:
+    return _event_records.encode_event(event, _TYPE_CODES)
+
+
+def encode_event_in_python(event: Event) -> bytes:
+    """The specification of encode_event(): the FlatBuffers builder's record (the bytes may differ,
+    the event they decode to may not)."""
     builder = flatbuffers.Builder(128)
     attribution_off = 0
     if event.attribution is not None:
@@ -124,7 +131,7 @@ _READER_TYPES = (Event, Attribution, DecodeError, _TYPE_NAMES)
 
 def decode_event(data: bytes) -> Event:
     """Decode an event record; raises DecodeError on anything that is not a well-formed event."""
-    return _event_reader.decode_event(data, _READER_TYPES)
+    return _event_records.decode_event(data, _READER_TYPES)
 
 
 def decode_event_in_python(data: bytes) -> Event:
