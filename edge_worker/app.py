@@ -37,6 +37,7 @@ from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_context import ContextReader, ContextSettings
 from edge_worker.request_metrics import RequestMetrics
+from edge_worker.request_parts import cookie_of, headers_of
 from edge_worker.rules_state import RulesState
 from edge_worker.snapshot_sync import SnapshotSync
 from edge_worker.staleness import SyncHealth
@@ -168,7 +169,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         return bool(cfg.admin_token) and hmac.compare_digest(supplied.encode(), cfg.admin_token.encode())
 
     async def collect(request: Request) -> Response:
-        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        identity = signer.identify(cookie_of(headers_of(request.scope), cfg.cookie_name))
         response = await collect_endpoint(
             request,
             identity,

@@ -20,6 +20,7 @@ from schemas.topics import event_topic, partition_for_key
 
 # sendBeacon sends a string as text/plain; fetch() from pz.js sends application/json.
 _ACCEPTED_TYPES = ("application/json", "text/plain")
+_ACCEPTED = b'{"accepted":true}'
 _FIELD_LABELS = frozenset(
     {"body", "type", "ts", "item", "category", "value", "path", "session", "attribution"}
 )
@@ -89,4 +90,4 @@ async def collect_endpoint(
         response.headers["Retry-After"] = "1"
         return response
     metrics.EVENTS_ACCEPTED.labels(event.type).inc()
-    return JSONResponse({"accepted": True}, status_code=202)
+    return Response(_ACCEPTED, status_code=202, media_type="application/json")

@@ -42,12 +42,12 @@ class EventSink:
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = False
+        metrics.EVENT_BUFFER.set_function(lambda: len(self._buffer))  # read when scraped, not per event
 
     def offer(self, record: OutboundRecord) -> bool:
         if len(self._buffer) >= self._capacity:
             return False
         self._buffer.append(record)
-        metrics.EVENT_BUFFER.set(len(self._buffer))
         self._wakeup.set()
         return True
 
@@ -121,4 +121,3 @@ class EventSink:
             for _ in head:
                 self._buffer.popleft()
             metrics.EVENTS_PRODUCED.inc(len(head))
-            metrics.EVENT_BUFFER.set(len(self._buffer))
