@@ -118,20 +118,26 @@ def _lxml(chunks: list[bytes]) -> bytes:
     return bytes(lxml.html.tostring(root))
 
 
-def _mb_per_s(
-    fn: Callable[[list[bytes]], bytes], chunks: list[bytes], size: int, repeats: int
-) -> float | None:
-    try:
-        fn(chunks)  # warm up, and find out whether the library is there
-    except ImportError:
-        return None
-    runs = []
+def _engines_mb_per_s(
+    engines: dict[str, Callable[[list[bytes]], bytes]], chunks: list[bytes], size: int, repeats: int
+) -> dict[str, float | None]:
+    """MB/s of each engine (median of rounds). The rounds interleave the engines, so that the
+    machine's drift during the measurement hits every engine alike and the ratios stay fair."""
+    present = {}
+    for name, fn in engines.items():
+        try:
+            fn(chunks)  # warm up, and find out whether the library is there
+            present[name] = fn
+        except ImportError:
+            pass
+    runs: dict[str, list[float]] = {name: [] for name in present}
     for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(10):
-            fn(chunks)
-        runs.append(10 * size / (time.perf_counter() - started) / 1e6)
-    return round(statistics.median(runs), 2)
+        for name, fn in present.items():
+            started = time.perf_counter()
+            for _ in range(10):
+                fn(chunks)
+            runs[name].append(10 * size / (time.perf_counter() - started) / 1e6)
+    return {name: round(statistics.median(runs[name]), 2) if name in runs else None for name in engines}
 
 
 def _memory_for_big_page() -> dict[str, float]:
@@ -189,10 +195,9 @@ def run_proxy(quick: bool, json_path: Path | None) -> int:
     chunks = _chunks(page)
     repeats = 3 if quick else 7
     _settle_the_allocator()
-    engines = {
-        name: _mb_per_s(fn, chunks, len(page), repeats)
-        for name, fn in (("pz", _pz), ("lolhtml", _lolhtml), ("selectolax", _selectolax), ("lxml", _lxml))
-    }
+    engines = _engines_mb_per_s(
+        {"pz": _pz, "lolhtml": _lolhtml, "selectolax": _selectolax, "lxml": _lxml}, chunks, len(page), repeats
+    )
     memory = _memory_for_big_page()
     seconds = 3.0 if quick else 10.0
     with tempfile.TemporaryDirectory(prefix="pz-bench-proxy-") as state:
