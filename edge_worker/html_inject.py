@@ -179,24 +179,7 @@ class HtmlInjector:
         return self._skip_element is not None or self._skip_comment
 
     def feed(self, chunk: bytes) -> bytes:
-        buf = self._held + chunk if self._held else chunk
-        if (
-            self._raw_end is None
-            and not self._in_comment
-            and self._skip_element is None
-            and not self._skip_comment
-            and self.ordinary_runs
-        ):
-            # Most chunks are ordinary markup to their end, or up to a tag cut off by the chunk's end:
-            # pass them in one slice, without the tokenizer's loop.
-            run_end = ordinary_run_end(buf, 0)
-            if run_end == len(buf):
-                self._held = b""
-                return buf
-            if len(buf) - run_end < MAX_HELD_BYTES and buf.find(b">", run_end) < 0:
-                self._held = buf[run_end:]
-                return buf[:run_end]
-        return self._run(buf, final=False)
+        return self._run(self._held + chunk if self._held else chunk, final=False)
 
     def finish(self) -> bytes:
         return self._run(self._held, final=True)

@@ -275,7 +275,7 @@ class SnapshotReader:
             raise DecodeError(f"profile of user {key} has a negative length")
         try:
             return self._unpacker.unpack(key, self._data, start, end)
-        except (UnicodeDecodeError, struct.error) as exc:
+        except (UnicodeDecodeError, struct.error) as exc:  # from an item name read on first use
             raise DecodeError(f"malformed snapshot at user {key}: {exc}") from exc
 
 
