@@ -239,10 +239,151 @@ static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ss
     return PyLong_FromSsize_t(run_end(b, pos, end, &stop));
 }
 
+/* parse_start_tag(buf, pos): the start tag at buf[pos] ('<' + letter), attributes and all, exactly as
+ * html_inject.parse_start_tag_in_python reads it: (end, lower-case name, {name: value}), or
+ * NOT_A_TAG (0) or INCOMPLETE (-1). Values are decoded as UTF-8 (errors replaced), names as
+ * Latin-1 and lower-cased; the first of two same-named attributes wins. */
+static PyObject *parse_start_tag(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse_start_tag(buf: bytes, pos: int)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
+    if (pos < 0 || pos > end) {
+        PyErr_SetString(PyExc_ValueError, "pos outside buf");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t i = pos + 1;
+    if (i >= end || !is_alpha(b[i])) return PyLong_FromLong(0);
+    Py_ssize_t name_start = i;
+    i++;
+    while (i < end && !(classes[b[i]] & NAME_END)) i++;
+    Py_ssize_t name_end = i;
+    PyObject *attributes = PyDict_New();
+    if (attributes == NULL) return NULL;
+    for (;;) {
+        Py_ssize_t j = i;
+        while (j < end && (classes[b[j]] & GAP)) j++;
+        if (j < end && b[j] == '>') { /* the tag's end */
+            PyObject *name = PyBytes_FromStringAndSize(NULL, name_end - name_start);
+            if (name == NULL) goto fail;
+            char *n = PyBytes_AS_STRING(name);
+            for (Py_ssize_t k = name_start; k < name_end; k++) n[k - name_start] = (char)lower(b[k]);
+            return Py_BuildValue("(nNN)", j + 1, name, attributes);
+        }
+        if (j >= end || (classes[b[j]] & ATTR_NOT_FIRST)) break; /* INCOMPLETE, as the spec says */
+        Py_ssize_t key_start = j;
+        Py_ssize_t k = j + 1;
+        while (k < end && !(classes[b[k]] & ATTR_END)) k++;
+        Py_ssize_t key_end = k, value_start = k, value_end = k; /* no value: "" */
+        Py_ssize_t m = k;
+        while (m < end && (classes[b[m]] & WS)) m++;
+        if (m < end && b[m] == '=') {
+            m++;
+            while (m < end && (classes[b[m]] & WS)) m++;
+            if (m < end && (b[m] == '"' || b[m] == '\'')) {
+                const unsigned char *q = memchr(b + m + 1, b[m], (size_t)(end - m - 1));
+                if (q != NULL) {
+                    value_start = m + 1, value_end = q - b;
+                    k = value_end + 1;
+                }
+            } else if (m < end && !(classes[b[m]] & VALUE_NOT_FIRST)) {
+                value_start = m;
+                m++;
+                while (m < end && !(classes[b[m]] & VALUE_END)) m++;
+                value_end = k = m;
+            }
+        }
+        if (k == end) break; /* the attribute may go on past what has arrived */
+        char small[64];
+        Py_ssize_t key_length = key_end - key_start;
+        char *lowered = key_length <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)key_length);
+        if (lowered == NULL) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t x = 0; x < key_length; x++) lowered[x] = (char)lower(b[key_start + x]);
+        PyObject *key = PyUnicode_DecodeLatin1(lowered, key_length, NULL);
+        if (lowered != small) PyMem_Free(lowered);
+        if (key == NULL) goto fail;
+        PyObject *value = PyDict_GetItemWithError(attributes, key);
+        if (value == NULL && PyErr_Occurred()) {
+            Py_DECREF(key);
+            goto fail;
+        }
+        if (value == NULL) {
+            value = PyUnicode_DecodeUTF8((const char *)b + value_start, value_end - value_start, "replace");
+            if (value == NULL || PyDict_SetItem(attributes, key, value) < 0) {
+                Py_XDECREF(value);
+                Py_DECREF(key);
+                goto fail;
+            }
+            Py_DECREF(value);
+        }
+        Py_DECREF(key);
+        i = k;
+    }
+    Py_DECREF(attributes);
+    return PyLong_FromLong(-1);
+fail:
+    Py_DECREF(attributes);
+    return NULL;
+}
+
+/* skip_replaced(buf, pos, name, depth): through the old content of a `name` element being replaced,
+ * `depth` elements deep: past ordinary markup and the element's own nested start and end tags. It
+ * returns (where it stopped, the depth there), stopping at the end of `buf`, before the end tag that
+ * closes the placeholder (depth 1), or before anything the injector's tokenizer must read itself. */
+static PyObject *skip_replaced(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "skip_replaced(buf: bytes, pos: int, name: bytes, depth: int)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t depth = PyLong_AsSsize_t(args[3]);
+    if (depth == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
+    if (pos < 0 || pos > end) {
+        PyErr_SetString(PyExc_ValueError, "pos outside buf");
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Stop stop = {PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2])};
+    Py_ssize_t i = pos;
+    for (;;) {
+        i = run_end(b, i, end, &stop);
+        if (i >= end) break;
+        if (i + 1 < end && b[i + 1] == '/' && word_at(b, i + 2, end, stop.name, stop.length, NAME_END)) {
+            const unsigned char *q = memchr(b + i + 2, '>', (size_t)(end - i - 2));
+            if (q == NULL || depth <= 1) break;
+            depth--;
+            i = (q - b) + 1;
+        } else if (word_at(b, i + 1, end, stop.name, stop.length, NAME_END)) {
+            Py_ssize_t x = tag_rest(b, i + 1 + stop.length, end, 1);
+            if (x < 0 || x >= end) break;
+            depth++;
+            i = x;
+        } else {
+            break;
+        }
+    }
+    return Py_BuildValue("(nn)", i, depth);
+}
+
 static PyMethodDef methods[] = {
     {"ordinary_run_end", (PyCFunction)(void (*)(void))ordinary_run_end, METH_FASTCALL,
      "ordinary_run_end(buf, pos, stop=None, /) -> int: where the run of ordinary markup at buf[pos]\n"
      "ends; with `stop` (a lower-case tag name), also before any start or end tag of that name."},
+    {"parse_start_tag", (PyCFunction)(void (*)(void))parse_start_tag, METH_FASTCALL,
+     "parse_start_tag(buf, pos, /) -> (end, name, attributes) | 0 | -1: the start tag at buf[pos]."},
+    {"skip_replaced", (PyCFunction)(void (*)(void))skip_replaced, METH_FASTCALL,
+     "skip_replaced(buf, pos, name, depth, /) -> (pos, depth): through an element's old content."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from edge_worker._html_scan import ordinary_run_end
+from edge_worker._html_scan import ordinary_run_end, parse_start_tag, skip_replaced
 
 MAX_HELD_BYTES = 16 * 1024  # a tag longer than this is passed through as text, not held
 _COMMENT_LOOKAHEAD = 128  # enough to read `<!--pz:slot NAME-->` before deciding what a comment is
@@ -54,22 +53,15 @@ _ATTRIBUTE = re.compile(
     rb"[\t\n\f\r /]*([^\t\n\f\r />\"'=][^\t\n\f\r />=]*)"
     rb"(?:[\t\n\f\r ]*=[\t\n\f\r ]*(\"[^\"]*\"|'[^']*'|[^\t\n\f\r >\"'][^\t\n\f\r >]*))?"
 )
-_TAG_CLOSE = re.compile(rb"[\t\n\f\r /]*(/?)>")
-# The same grammar as _TAG_NAME + (_ATTRIBUTE)* + _TAG_CLOSE in one expression, so that the common tag
-# (no placeholder, not raw text) is recognised in one C-level match instead of a Python loop.
-_WHOLE_TAG = re.compile(  # atomic and possessive: linear time whatever the origin sends (no ReDoS)
-    rb"<([a-zA-Z][^\t\n\f\r />]*+)"
-    rb"(?>[\t\n\f\r /]*+[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
-    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
-    rb"[\t\n\f\r /]*+(/?)>"
-)
+_TAG_CLOSE = re.compile(rb"[\t\n\f\r /]*>")
 _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
 # Outside placeholders almost everything is text, ordinary tags, end tags, comments, raw-text
 # elements and doctypes, which pass unchanged. This matches the longest run of exactly that: a start
 # tag is ordinary when it does not open raw text (script, style, …) and has no data-pz-slot attribute;
 # a raw-text element passes whole, up to its end tag, when that end tag has arrived; the run stops
 # before anything else (a marker comment, a placeholder, an unfinished construct), which the tokenizer
-# below then handles one construct at a time. Same grammar as _WHOLE_TAG, possessive.
+# below then handles one construct at a time. Start tags: _TAG_NAME, _ATTRIBUTE and _TAG_CLOSE,
+# written atomic and possessive (linear time whatever the origin sends: no ReDoS).
 # The injector runs the same scan in C (edge_worker/_html_scan.c, ~20x faster); these expressions are
 # its specification, and tests hold the two equal.
 _RAW_TEXT_NAMES = b"|".join(sorted(_RAW_TEXT))
@@ -124,40 +116,35 @@ _SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
 Resolver = Callable[[str, Mapping[str, str]], bytes | None]
 
 
-@dataclass(slots=True)
-class _StartTag:
-    end: int
-    name: bytes
-    attributes: dict[str, str]
-    self_closing: bool
+# A start tag read whole: where it ends, its lower-case name, its attributes (the first of a name
+# wins). There is no self-closing flag: HTML ignores `/>` on elements that are not void, so
+# `<div data-pz-slot="x"/>` opens a div and `<script/>` opens raw text, as in a browser.
+StartTag = tuple[int, bytes, dict[str, str]]
+NOT_A_TAG = 0
+INCOMPLETE = -1
 
 
-_INCOMPLETE = object()
-
-
-def _parse_start_tag(buf: bytes, pos: int) -> _StartTag | object | None:
-    """A start tag at buf[pos] ('<' + letter): the tag, _INCOMPLETE, or None if it is not a tag."""
+def parse_start_tag_in_python(buf: bytes, pos: int) -> StartTag | int:
+    """The start tag at buf[pos] ('<' + letter), NOT_A_TAG, or INCOMPLETE. The injector reads
+    placeholders with the same function in C (edge_worker._html_scan.parse_start_tag); this is its
+    specification, and tests hold the two equal."""
     name = _TAG_NAME.match(buf, pos + 1)
     if name is None:
-        return None
+        return NOT_A_TAG
     at = name.end()
     attributes: dict[str, str] = {}
     while True:
         close = _TAG_CLOSE.match(buf, at)
         if close is not None:
-            return _StartTag(close.end(), name.group().lower(), attributes, close.group(1) == b"/")
+            return close.end(), name.group().lower(), attributes
         attribute = _ATTRIBUTE.match(buf, at)
         if attribute is None or attribute.end() == len(buf):
-            return _INCOMPLETE  # the tag goes on past what has arrived
+            return INCOMPLETE  # the tag goes on past what has arrived
         key = attribute.group(1).lower().decode("latin-1")
         value = attribute.group(2) or b""
-        if value[:1] in (b'"', b"'"):
-            if len(value) < 2 or value[-1:] != value[:1]:
-                return _INCOMPLETE
+        if value[:1] in (b'"', b"'"):  # the expression only takes a quoted value with its closing quote
             value = value[1:-1]
         attributes.setdefault(key, value.decode("utf-8", "replace"))
-        if attribute.end() == at:
-            return None  # no progress: not a tag we understand, treat '<' as text
         at = attribute.end()
 
 
@@ -216,30 +203,33 @@ class HtmlInjector:
                 pos = close + 3
                 self._in_comment = False
                 continue
+            # A run of ordinary markup ends at the end of buf or before a '<' the tokenizer reads.
             if self.ordinary_runs and not self._skipping:
                 run_end = ordinary_run_end(buf, pos)
                 if run_end > pos:
                     emit(buf[pos:run_end])
                     pos = run_end
-                    if not final and end - pos < MAX_HELD_BYTES and buf.find(b">", pos) < 0:
+                    if pos == end or (not final and end - pos < MAX_HELD_BYTES and buf.find(b">", pos) < 0):
                         break  # nothing more can complete in this chunk: wait for the next one
-                    continue
             elif self.ordinary_runs:
-                # Old content being replaced: dropped, up to what can end it (a tag of the element's
-                # name, for nesting, or the closing marker comment).
-                run_end = ordinary_run_end(buf, pos, self._skip_element)
-                if run_end > pos:
-                    pos = run_end
-                    continue
-            lt = buf.find(b"<", pos)
-            if lt < 0:
+                # Old content being replaced: dropped, up to what can end it (the element's own end
+                # tag, after any nested ones, or the closing marker comment).
+                if self._skip_element is not None:
+                    pos, self._skip_depth = skip_replaced(buf, pos, self._skip_element, self._skip_depth)
+                else:
+                    pos = ordinary_run_end(buf, pos)
+                if pos == end:
+                    break
+            else:  # the tokenizer alone
+                lt = buf.find(b"<", pos)
+                if lt < 0:
+                    if not self._skipping:
+                        emit(buf[pos:])
+                    pos = end
+                    break
                 if not self._skipping:
-                    emit(buf[pos:])
-                pos = end
-                break
-            if not self._skipping:
-                emit(buf[pos:lt])
-            pos = lt
+                    emit(buf[pos:lt])
+                pos = lt
             step = self._construct(buf, pos, final, emit)
             if step is None:  # unfinished: hold it for the next chunk
                 break
@@ -270,31 +260,15 @@ class HtmlInjector:
             self._end_tag(match.group(1).lower(), buf[pos : match.end()], emit)
             return match.end()
         if second.isalpha():
-            whole = _WHOLE_TAG.match(buf, pos)
-            if whole is not None and whole.end() < len(buf):
-                name = whole.group(1).lower()
-                plain = name not in _RAW_TEXT and b"data-pz-slot" not in whole.group()
-                if plain and not self._skipping:
-                    emit(whole.group())
-                    return whole.end()
-                if plain:  # inside replaced content: only a tag of the replaced element's name counts
-                    if name == self._skip_element and whole.group(2) != b"/" and name not in _VOID:
-                        self._skip_depth += 1
-                    return whole.end()
-                if name in _RAW_TEXT and b"data-pz-slot" not in whole.group():  # <script>, <style>, …
-                    if whole.group(2) != b"/":
-                        self._raw_end = _RAW_TEXT_END[name]
-                    if not self._skipping:
-                        emit(whole.group())
-                    return whole.end()
-            tag = _parse_start_tag(buf, pos)
-            if tag is _INCOMPLETE:
+            tag = parse_start_tag(buf, pos) if self.ordinary_runs else parse_start_tag_in_python(buf, pos)
+            if tag == INCOMPLETE:
                 return self._wait_or_text(buf, pos, final, emit, True)
-            if not isinstance(tag, _StartTag):
+            if not isinstance(tag, tuple):
                 self._text(b"<", emit)
                 return pos + 1
-            self._start_tag(tag, buf[pos : tag.end], emit)
-            return tag.end
+            tag_end, name, attributes = tag
+            self._start_tag(name, attributes, buf[pos:tag_end], emit)
+            return tag_end
         if second in (b"!", b"?"):  # doctype, CDATA-ish, processing instruction: up to '>'
             close = buf.find(b">", pos)
             if close < 0:
@@ -342,22 +316,24 @@ class HtmlInjector:
                     self.replaced.append(name)
         return close + 3
 
-    def _start_tag(self, tag: _StartTag, raw: bytes, emit: Callable[[bytes], None]) -> None:
-        if tag.name in _RAW_TEXT and not tag.self_closing:
-            self._raw_end = _RAW_TEXT_END[tag.name]
+    def _start_tag(
+        self, name: bytes, attributes: dict[str, str], raw: bytes, emit: Callable[[bytes], None]
+    ) -> None:
+        if name in _RAW_TEXT:
+            self._raw_end = _RAW_TEXT_END[name]
         if self._skipping:
-            if tag.name == self._skip_element and not tag.self_closing and tag.name not in _VOID:
+            if name == self._skip_element and name not in _VOID:
                 self._skip_depth += 1
             return
         emit(raw)
-        slot = tag.attributes.get("data-pz-slot")
-        if slot is None or tag.self_closing or tag.name in _VOID or tag.name in _RAW_TEXT:
+        slot = attributes.get("data-pz-slot")
+        if slot is None or name in _VOID or name in _RAW_TEXT:
             return
-        fragment = self._resolve(slot, tag.attributes)
+        fragment = self._resolve(slot, attributes)
         if fragment is None:
             return
         emit(fragment)
-        self._skip_element = tag.name
+        self._skip_element = name
         self._skip_depth = 1
         self.replaced.append(slot)
 

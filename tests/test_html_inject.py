@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_worker._html_scan import ordinary_run_end
-from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector, ordinary_run
+from edge_worker._html_scan import ordinary_run_end, parse_start_tag
+from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector, ordinary_run, parse_start_tag_in_python
 
 FRAGMENTS = {"hero": b"<p>HERO</p>", "recs": b"<ul><li>R</li></ul>"}
 
@@ -159,6 +159,11 @@ tricky = st.sampled_from(
         b"-->",
         b'"',
         b"=",
+        b'<div class="a>b">',
+        b"</div\n>",
+        b"<Div>",
+        b"<div",
+        b"<div title='</div>'>",
     ]
 )
 
@@ -226,6 +231,24 @@ scan_edges = st.sampled_from(
 )
 
 
+attribute_edges = st.sampled_from(
+    [
+        b"<a b=c b=d>",
+        b"<a B='\xff\xfe'>",
+        b'<a \xe9=x \xc3\xa9="y">',
+        b"<a b = 'c' / d >",
+        b"<a b=>",
+        b"<a ='x'>",
+        b'<a "b">',
+        b"<a b='c",
+        b"<a b=c",
+        b"<a b",
+        b"<a/b/c/>",
+        b"<a " + b"x" * 70 + b"=1>",
+    ]
+)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.one_of(fragments, tricky, scan_edges, st.binary(max_size=8)), max_size=30),
@@ -239,3 +262,37 @@ def test_the_c_scan_ends_every_run_where_its_regex_specification_does(
         expected = ordinary_run(stop).match(page, pos)
         assert expected is not None  # the expression matches the empty run too
         assert ordinary_run_end(page, pos, stop) == expected.end(), (page, pos, stop)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(fragments, tricky, scan_edges, attribute_edges, st.binary(max_size=8)), max_size=20))
+def test_the_c_tag_reader_reads_every_tag_as_its_python_specification_does(parts: list[bytes]) -> None:
+    page = b"".join(parts)
+    for pos in range(len(page) + 1):
+        assert parse_start_tag(page, pos) == parse_start_tag_in_python(page, pos), (page, pos)
+
+
+def test_a_placeholder_tag_is_read_with_every_attribute_the_resolver_may_use() -> None:
+    seen: list[Mapping[str, str]] = []
+
+    def remember(name: str, attributes: Mapping[str, str]) -> bytes:
+        seen.append(attributes)
+        return b"<p>X</p>"
+
+    page = (
+        b"<DIV Data-PZ-Slot=hero data-pz-item-href='/p/{id}' data-pz-item-img=\"/i/\xc3\xa9.svg\""
+        b" hidden data-pz-slot=other title=a/b>old<div>older</div ></Div\n><p>after</p>"
+    )
+    injector = HtmlInjector(remember)
+    assert injector.feed(page) + injector.finish() == (
+        page[: page.index(b">old") + 1] + b"<p>X</p></Div\n><p>after</p>"
+    )
+    assert seen == [
+        {
+            "data-pz-slot": "hero",  # the first of a name wins
+            "data-pz-item-href": "/p/{id}",
+            "data-pz-item-img": "/i/\u00e9.svg",
+            "hidden": "",
+            "title": "a/b",
+        }
+    ]
