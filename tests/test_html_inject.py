@@ -265,7 +265,9 @@ def test_the_c_scan_ends_every_run_where_its_regex_specification_does(
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(fragments, tricky, scan_edges, attribute_edges, st.binary(max_size=8)), max_size=20))
+@given(
+    st.lists(st.one_of(fragments, tricky, scan_edges, attribute_edges, st.binary(max_size=8)), max_size=20)
+)
 def test_the_c_tag_reader_reads_every_tag_as_its_python_specification_does(parts: list[bytes]) -> None:
     page = b"".join(parts)
     for pos in range(len(page) + 1):
