@@ -159,8 +159,10 @@ static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end
 static Py_ssize_t end_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, const Stop *stop) {
     if (p + 2 >= end || b[p + 1] != '/' || !is_alpha(b[p + 2])) return -1;
     if (stop->name != NULL && word_at(b, p + 2, end, stop->name, stop->length, NAME_END)) return -1;
-    const unsigned char *q = memchr(b + p + 3, '>', (size_t)(end - p - 3));
-    return q == NULL ? -1 : (q - b) + 1;
+    for (Py_ssize_t i = p + 3; i < end; i++) { /* an end tag is short: a loop beats a memchr call */
+        if (b[i] == '>') return i + 1;
+    }
+    return -1;
 }
 
 /* A doctype or processing instruction (`<!` not followed by `--`, or `<?`) at b[p] == '<': its end,
