@@ -4,7 +4,7 @@ from schemas.delta_codec import DeltaBatch, decode_delta, encode_delta
 from schemas.errors import DecodeError, SchemaError, SignatureError, ValidationError
 from schemas.event_codec import decode_event, encode_event
 from schemas.events import EVENT_TYPES, MAX_BODY_BYTES, Attribution, Event, parse_browser_event
-from schemas.profiles import ItemHistory, Profile
+from schemas.profiles import ItemHistory, Lifetime, Profile
 from schemas.signing import SigningKey, open_sealed, seal
 from schemas.snapshot_codec import PartitionPosition, SnapshotContent, SnapshotReader, encode_snapshot
 from schemas.user_key import user_key

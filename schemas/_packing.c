@@ -5,7 +5,7 @@
  *     dictionaries as pack_profiles_in_python does; same bytes (tests hold the two equal).
  * unpack_profile(key, data, start, end, created_s, names, categories, load_item, segments, types)
  *     decodes data[start:end] (any buffer) as ProfileUnpacker.unpack_in_python does, with the same
- *     errors; types = (ItemHistory, Profile, DecodeError, EVENT_KINDS).
+ *     errors; types = (ItemHistory, Profile, DecodeError, EVENT_KINDS, Lifetime).
  *
  * Every read is bounds-checked; numbers are limited as the specification limits them, so no
  * arithmetic here can overflow.
@@ -61,7 +61,8 @@ static int64_t floor_div(int64_t a, int64_t b) {
     return (a % b != 0 && a < 0) ? q - 1 : q;
 }
 
-static PyObject *s_items, *s_segments, *s_updated_ms, *s_item, *s_category, *s_times_s, *s_event, *s_value;
+static PyObject *s_items, *s_segments, *s_updated_ms, *s_item, *s_category, *s_times_s, *s_event, *s_value,
+    *s_lifetime;
 
 /* dict[key] = len(dict) if absent; the index either way (-1 with an error set). */
 static Py_ssize_t index_of(PyObject *index, PyObject *key, int *added) {
@@ -151,17 +152,56 @@ done:
     return ok;
 }
 
+/* A profile's lifetime totals (a Lifetime: a tuple of six ints), checked as _pack_lifetime checks them. */
+static int pack_lifetime(Out *out, PyObject *lifetime, int64_t created_s) {
+    if (!PyTuple_Check(lifetime) || PyTuple_GET_SIZE(lifetime) != 6) {
+        PyErr_SetString(PyExc_TypeError, "lifetime must be a Lifetime");
+        return -1;
+    }
+    int64_t n[6];
+    int too_large = 0; /* a count of 2**63 or more */
+    for (int k = 0; k < 6; k++) {
+        int overflow;
+        n[k] = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(lifetime, k), &overflow);
+        if (n[k] == -1 && PyErr_Occurred()) return -1;
+        if (overflow) n[k] = overflow > 0 ? INT64_MAX : INT64_MIN; /* out of the time and cents ranges */
+        if (overflow > 0 && k >= 2 && k < 5) too_large = 1;
+    }
+    int64_t first_s = n[0], last_s = n[1], revenue_cents = n[5];
+    if (!(-TIME_LIMIT_S <= first_s && first_s <= last_s && last_s <= TIME_LIMIT_S)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "lifetime: first and last seen must be in range, first no later than last");
+        return -1;
+    }
+    if (too_large || n[2] < 0 || n[3] < 0 || n[4] < 0) {
+        PyErr_SetString(PyExc_ValueError, "lifetime: counts must be in 0 .. 2**63");
+        return -1;
+    }
+    if (revenue_cents <= -CENTS_LIMIT || revenue_cents >= CENTS_LIMIT) {
+        PyErr_SetString(PyExc_ValueError, "lifetime: revenue out of range");
+        return -1;
+    }
+    uint64_t numbers[6] = {zigzag(created_s - last_s), (uint64_t)(last_s - first_s), (uint64_t)n[2],
+                           (uint64_t)n[3], (uint64_t)n[4], zigzag(revenue_cents)};
+    for (int k = 0; k < 6; k++) {
+        if (put_varint(out, numbers[k]) < 0) return -1;
+    }
+    return 0;
+}
+
 /* One profile: its dictionary entries first (as the Python does), then its bytes. */
 static int pack_one(Out *out, PyObject *profile, int64_t created_s, PyObject *item_index,
                     PyObject *item_categories, PyObject *segment_index, PyObject *kinds) {
     int ok = -1;
-    PyObject *items = NULL, *items_seq = NULL, *segments = NULL, *segments_seq = NULL, *updated = NULL;
+    PyObject *items = NULL, *items_seq = NULL, *segments = NULL, *segments_seq = NULL, *updated = NULL,
+             *lifetime = NULL;
     items = PyObject_GetAttr(profile, s_items);
     items_seq = items ? PySequence_Fast(items, "items must be a sequence") : NULL;
     segments = items_seq ? PyObject_GetAttr(profile, s_segments) : NULL;
     segments_seq = segments ? PySequence_Fast(segments, "segments must be a sequence") : NULL;
     updated = segments_seq ? PyObject_GetAttr(profile, s_updated_ms) : NULL;
-    if (updated == NULL) goto done;
+    lifetime = updated ? PyObject_GetAttr(profile, s_lifetime) : NULL;
+    if (lifetime == NULL) goto done;
     Py_ssize_t n_items = PySequence_Fast_GET_SIZE(items_seq);
     Py_ssize_t n_segments = PySequence_Fast_GET_SIZE(segments_seq);
     for (Py_ssize_t k = 0; k < n_items; k++) {
@@ -189,14 +229,16 @@ static int pack_one(Out *out, PyObject *profile, int64_t created_s, PyObject *it
         Py_ssize_t index = index_of(segment_index, PySequence_Fast_GET_ITEM(segments_seq, k), &added);
         if (index < 0 || put_varint(out, (uint64_t)index) < 0) goto done;
     }
-    if (put_varint(out, (uint64_t)n_items) < 0) goto done;
+    if (put_varint(out, (uint64_t)n_items * 2 + (lifetime != Py_None)) < 0) goto done;
     for (Py_ssize_t k = 0; k < n_items; k++) {
         if (pack_item(out, PySequence_Fast_GET_ITEM(items_seq, k), created_s, item_index, kinds) < 0) {
             goto done;
         }
     }
+    if (lifetime != Py_None && pack_lifetime(out, lifetime, created_s) < 0) goto done;
     ok = 0;
 done:
+    Py_XDECREF(lifetime);
     Py_XDECREF(items);
     Py_XDECREF(items_seq);
     Py_XDECREF(segments);
@@ -357,11 +399,9 @@ static PyObject *finished(PyObject *tuple, Py_ssize_t used) {
     return exact;
 }
 
-static PyObject *unpack_items(Numbers *numbers, int64_t created_s, PyObject *names, PyObject *categories,
-                              PyObject *load_item, PyObject *kinds, PyTypeObject *item_history,
-                              PyObject *decode_error) {
-    int64_t n_items = take(numbers, decode_error);
-    if (n_items < 0) return NULL;
+static PyObject *unpack_items(Numbers *numbers, int64_t n_items, int64_t created_s, PyObject *names,
+                              PyObject *categories, PyObject *load_item, PyObject *kinds,
+                              PyTypeObject *item_history, PyObject *decode_error) {
     PyObject *items = new_tuple_for(n_items, numbers, 2); /* an item takes two numbers at least */
     if (items == NULL) return NULL;
     PyObject *times = NULL;
@@ -454,13 +494,45 @@ fail:
     return NULL;
 }
 
+/* The lifetime totals after the items, read as unpack_in_python reads them. */
+static PyObject *unpack_lifetime(Numbers *numbers, int64_t created_s, PyObject *lifetime_type,
+                                 PyObject *decode_error) {
+    int64_t n[6];
+    n[0] = take(numbers, decode_error);
+    if (n[0] < 0) return NULL;
+    int64_t last_s = created_s - unzigzag(n[0]);
+    if (in_range(last_s, TIME_LIMIT_S, "last seen time", decode_error) < 0) return NULL;
+    n[1] = take(numbers, decode_error);
+    if (n[1] < 0) return NULL;
+    /* a span past 2**41 takes first seen out of range whatever last seen is: not subtracted */
+    int64_t first_s = n[1] > 2 * TIME_LIMIT_S ? -2 * TIME_LIMIT_S : last_s - n[1];
+    if (in_range(first_s, TIME_LIMIT_S, "first seen time", decode_error) < 0) return NULL;
+    for (int k = 2; k < 6; k++) {
+        n[k] = take(numbers, decode_error);
+        if (n[k] < 0) return NULL;
+    }
+    int64_t revenue_cents = unzigzag(n[5]);
+    if (in_range(revenue_cents, CENTS_LIMIT, "revenue", decode_error) < 0) return NULL;
+    int64_t values[6] = {first_s, last_s, n[2], n[3], n[4], revenue_cents};
+    PyObject *fields[6] = {NULL};
+    PyObject *lifetime = NULL;
+    for (int k = 0; k < 6; k++) {
+        fields[k] = PyLong_FromLongLong(values[k]);
+        if (fields[k] == NULL) goto done;
+    }
+    lifetime = PyObject_Vectorcall(lifetime_type, fields, 6, NULL);
+done:
+    for (int k = 0; k < 6; k++) Py_XDECREF(fields[k]);
+    return lifetime;
+}
+
 static PyObject *unpack_profile(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 10 || !PyList_Check(args[5]) || !PyList_Check(args[6]) || !PyList_Check(args[8]) ||
-        !PyTuple_Check(args[9]) || PyTuple_GET_SIZE(args[9]) != 4) {
+        !PyTuple_Check(args[9]) || PyTuple_GET_SIZE(args[9]) != 5) {
         PyErr_SetString(PyExc_TypeError,
                         "unpack_profile(key, data, start, end, created_s, names: list, categories: list, "
-                        "load_item, segments: list, types: tuple of 4)");
+                        "load_item, segments: list, types: tuple of 5)");
         return NULL;
     }
     PyObject *key = args[0], *types = args[9];
@@ -468,9 +540,11 @@ static PyObject *unpack_profile(PyObject *module, PyObject *const *args, Py_ssiz
     PyObject *profile_type = PyTuple_GET_ITEM(types, 1);
     PyObject *decode_error = PyTuple_GET_ITEM(types, 2);
     PyObject *kinds = PyTuple_GET_ITEM(types, 3);
+    PyObject *lifetime_type = PyTuple_GET_ITEM(types, 4);
     if (!PyType_Check(item_history) || !PyType_IsSubtype(item_history, &PyTuple_Type) ||
         !PyTuple_Check(kinds) || PyTuple_GET_SIZE(kinds) != KINDS) {
-        PyErr_SetString(PyExc_TypeError, "types: (a tuple subclass, Profile, DecodeError, 3 kinds)");
+        PyErr_SetString(PyExc_TypeError,
+                        "types: (a tuple subclass, Profile, DecodeError, 3 kinds, Lifetime)");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[2]), end = PyLong_AsSsize_t(args[3]);
@@ -479,7 +553,7 @@ static PyObject *unpack_profile(PyObject *module, PyObject *const *args, Py_ssiz
     if (in_range(created_s, TIME_LIMIT_S, "snapshot time", decode_error) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *result = NULL, *segments = NULL, *items = NULL;
+    PyObject *result = NULL, *segments = NULL, *items = NULL, *lifetime = NULL;
     int64_t stack[256];
     Numbers numbers = {stack, 0, 0};
     if (start < 0 || end < start || end > view.len) {
@@ -495,18 +569,28 @@ static PyObject *unpack_profile(PyObject *module, PyObject *const *args, Py_ssiz
     if (in_range(updated_s, TIME_LIMIT_S, "updated time", decode_error) < 0) goto done;
     segments = unpack_segments(&numbers, args[8], decode_error);
     if (segments == NULL) goto done;
-    items = unpack_items(&numbers, created_s, args[5], args[6], args[7], kinds, item_history, decode_error);
+    int64_t counted = take(&numbers, decode_error);
+    if (counted < 0) goto done;
+    items = unpack_items(&numbers, counted / 2, created_s, args[5], args[6], args[7], kinds, item_history,
+                         decode_error);
     if (items == NULL) goto done;
+    if (counted & 1) {
+        lifetime = unpack_lifetime(&numbers, created_s, lifetime_type, decode_error);
+        if (lifetime == NULL) goto done;
+    } else {
+        lifetime = Py_NewRef(Py_None);
+    }
     if (numbers.next != numbers.count) {
         PyErr_SetString(decode_error, "stray numbers after the packed profile");
         goto done;
     }
     PyObject *updated_ms = PyLong_FromLongLong(updated_s * 1000);
     if (updated_ms == NULL) goto done;
-    PyObject *call_args[4] = {key, items, segments, updated_ms};
-    result = PyObject_Vectorcall(profile_type, call_args, 4, NULL);
+    PyObject *call_args[5] = {key, items, segments, updated_ms, lifetime};
+    result = PyObject_Vectorcall(profile_type, call_args, 5, NULL);
     Py_DECREF(updated_ms);
 done:
+    Py_XDECREF(lifetime);
     Py_XDECREF(segments);
     Py_XDECREF(items);
     if (numbers.values != stack) PyMem_Free(numbers.values);
@@ -535,8 +619,9 @@ PyMODINIT_FUNC PyInit__packing(void) {
     s_times_s = PyUnicode_InternFromString("times_s");
     s_event = PyUnicode_InternFromString("event");
     s_value = PyUnicode_InternFromString("value");
+    s_lifetime = PyUnicode_InternFromString("lifetime");
     if (!s_items || !s_segments || !s_updated_ms || !s_item || !s_category || !s_times_s || !s_event ||
-        !s_value) {
+        !s_value || !s_lifetime) {
         return NULL;
     }
     return PyModule_Create(&module_def);

@@ -2,11 +2,13 @@
 
 Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded signed values):
 
-    updated_age_s(z)  n_segments  segment_index*  n_items
+    updated_age_s(z)  n_segments  segment_index*  n_items*2+has_lifetime
     then per item:    item_index*3+kind  n_times*2+has_value  newest_age_s(z)  gap_s*  [value_cents(z)]
+    then, if any:     last_seen_age_s(z)  seen_for_s  views  carts  purchases  revenue_cents(z)
 
 Ages count back from the snapshot's creation second; each gap is the distance to the previous
-(newer) event, so typical values fit one or two bytes. Items and segments are indexes into the
+(newer) event, so typical values fit one or two bytes; seen_for_s is last seen - first seen.
+The lifetime totals (schemas.profiles.Lifetime) cost nothing when a profile has none. Items and segments are indexes into the
 snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed, added to cart, bought). Every
 number fits 63 bits; decoded times stay within +-2**40 s, values within +-2**53 cents.
 
@@ -21,13 +23,13 @@ from dataclasses import dataclass
 
 from schemas._packing import pack_profiles_into, unpack_profile
 from schemas.errors import DecodeError
-from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Lifetime, Profile
 
 _KINDS = len(EVENT_KINDS)
 _NUMBER_LIMIT = 2**63
 _TIME_LIMIT_S = 2**40
 _CENTS_LIMIT = 2**53
-_TYPES = (ItemHistory, Profile, DecodeError, EVENT_KINDS)
+_TYPES = (ItemHistory, Profile, DecodeError, EVENT_KINDS, Lifetime)
 
 
 def _varint(out: bytearray, value: int) -> None:
@@ -52,7 +54,8 @@ def pack_profile(
     _varint(out, len(profile.segments))
     for segment in profile.segments:
         _varint(out, segment_index[segment])
-    _varint(out, len(profile.items))
+    lifetime = profile.lifetime
+    _varint(out, len(profile.items) * 2 + (lifetime is not None))
     for history in profile.items:
         _varint(out, item_index[history.item] * _KINDS + EVENT_KINDS.index(history.event))
         if not abs(history.value * 100) < _CENTS_LIMIT:  # NaN too
@@ -72,6 +75,20 @@ def pack_profile(
             previous = t
         if cents:
             _varint(out, _zigzag(cents))
+    if lifetime is not None:
+        _pack_lifetime(out, lifetime, created_s)
+
+
+def _pack_lifetime(out: bytearray, lifetime: Lifetime, created_s: int) -> None:
+    first_s, last_s, views, carts, purchases, revenue_cents = lifetime
+    if not (-_TIME_LIMIT_S <= first_s <= last_s <= _TIME_LIMIT_S):
+        raise ValueError("lifetime: first and last seen must be in range, first no later than last")
+    if not all(0 <= count < _NUMBER_LIMIT for count in (views, carts, purchases)):
+        raise ValueError("lifetime: counts must be in 0 .. 2**63")
+    if not abs(revenue_cents) < _CENTS_LIMIT:
+        raise ValueError("lifetime: revenue out of range")
+    for number in (_zigzag(created_s - last_s), last_s - first_s, views, carts, purchases, _zigzag(revenue_cents)):
+        _varint(out, number)
 
 
 @dataclass(slots=True)
@@ -168,7 +185,8 @@ class ProfileUnpacker:
             for _ in range(take()):
                 segments.append(self.segments[take()])
             items = []
-            for _ in range(take()):
+            n_items, has_lifetime = divmod(take(), 2)
+            for _ in range(n_items):
                 index, kind = divmod(take(), _KINDS)
                 n_times, has_value = divmod(take(), 2)
                 times: list[int] = []
@@ -192,11 +210,18 @@ class ProfileUnpacker:
                         value,
                     )
                 )
+            lifetime = None
+            if has_lifetime:
+                last_s = _in_range(created_s - _unzigzag(take()), _TIME_LIMIT_S, "last seen time")
+                first_s = _in_range(last_s - take(), _TIME_LIMIT_S, "first seen time")
+                views, carts, purchases = take(), take(), take()
+                revenue_cents = _in_range(_unzigzag(take()), _CENTS_LIMIT, "revenue")
+                lifetime = Lifetime(first_s, last_s, views, carts, purchases, revenue_cents)
         except (StopIteration, IndexError):
             raise DecodeError("packed profile is truncated or refers past a dictionary") from None
         if _has_more(take):
             raise DecodeError("stray numbers after the packed profile")
-        return Profile(key=key, items=tuple(items), segments=tuple(segments), updated_ms=updated_s * 1000)
+        return Profile(key, tuple(items), tuple(segments), updated_s * 1000, lifetime)
 
 
 def _in_range(value: int, limit: int, what: str) -> int:

@@ -17,7 +17,7 @@ from schemas.profile_packing import (
     pack_profiles,
     pack_profiles_in_python,
 )
-from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Lifetime, Profile
 
 NOW_S = 1_790_000_000
 
@@ -36,12 +36,25 @@ histories = st.builds(
     st.sampled_from(EVENT_KINDS),
     st.one_of(st.just(0), st.integers(-(10**9), 10**11)),
 )
+count = st.one_of(st.integers(0, 300), st.integers(0, 2**63 - 1))
+lifetimes = st.builds(
+    lambda last_s, seen_for_s, views, carts, purchases, revenue_cents: Lifetime(
+        last_s - seen_for_s, last_s, views, carts, purchases, revenue_cents
+    ),
+    st.integers(NOW_S - 10**7, NOW_S + 10**4),
+    st.one_of(st.integers(0, 10**5), st.integers(0, 10**8)),
+    count,
+    count,
+    count,
+    st.one_of(st.integers(0, 10**7), st.integers(-(2**53) + 1, 2**53 - 1)),
+)
 profiles = st.builds(
     Profile,
     st.integers(0, 2**64 - 1),
     st.lists(histories, max_size=10).map(tuple),
     st.lists(st.sampled_from([f"s{i}" for i in range(12)]), max_size=8).map(tuple),
     st.integers(-(10**13), 10**13),
+    st.one_of(st.none(), lifetimes),
 )
 
 
@@ -71,7 +84,9 @@ def test_c_packs_the_bytes_python_specifies_and_unpacks_them_back(
         assert back == unpacker.unpack_in_python(profile.key, bytes(packed.data[start:end]))
         assert back.items == profile.items and back.segments == profile.segments
         assert back.updated_ms == profile.updated_ms // 1000 * 1000
+        assert back.lifetime == profile.lifetime
         assert all(type(h) is ItemHistory for h in back.items)
+        assert back.lifetime is None or type(back.lifetime) is Lifetime
         start = end
 
 
@@ -140,6 +155,38 @@ def test_profiles_that_cannot_be_packed_are_refused_by_both(history: ItemHistory
         pack_profiles([profile], NOW_S)
     with pytest.raises(ValueError):
         pack_profiles_in_python([profile], NOW_S)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "error"),
+    [
+        (Lifetime(NOW_S, NOW_S - 1), "first no later than last"),
+        (Lifetime(-(2**41), NOW_S), "first no later than last"),
+        (Lifetime(NOW_S, 2**41), "first no later than last"),
+        (Lifetime(NOW_S, 2**70), "first no later than last"),
+        (Lifetime(NOW_S, NOW_S, -1), "counts must be"),
+        (Lifetime(NOW_S, NOW_S, 0, 2**63), "counts must be"),
+        (Lifetime(NOW_S, NOW_S, 0, 0, 2**80), "counts must be"),
+        (Lifetime(NOW_S, NOW_S, revenue_cents=2**53), "revenue out of range"),
+        (Lifetime(NOW_S, NOW_S, revenue_cents=-(2**90)), "revenue out of range"),
+    ],
+)
+def test_lifetimes_that_cannot_be_packed_are_refused_by_both(lifetime: Lifetime, error: str) -> None:
+    profile = Profile(1, (), (), NOW_S * 1000, lifetime)
+    for pack in (pack_profiles, pack_profiles_in_python):
+        with pytest.raises(ValueError, match=error):
+            pack([profile], NOW_S)
+
+
+def test_the_largest_lifetime_round_trips_and_costs_nothing_when_absent() -> None:
+    largest = Lifetime(-(2**40), 2**40, 2**63 - 1, 2**63 - 1, 2**63 - 1, -(2**53) + 1)
+    with_it, without = Profile(1, (), (), 0, largest), Profile(2, (), (), 0)
+    packed = pack_profiles([with_it, without], 0)
+    same_packing(packed, pack_profiles_in_python([with_it, without], 0))
+    assert packed.ends[1] - packed.ends[0] == 3  # updated, no segments, no items and no lifetime
+    unpacker = unpacker_for(packed, 0)
+    assert unpacker.unpack(1, packed.data, 0, packed.ends[0]).lifetime == largest
+    assert unpacker.unpack_in_python(1, bytes(packed.data[: packed.ends[0]])).lifetime == largest
 
 
 def test_a_count_larger_than_the_profile_fails_cleanly_without_a_huge_allocation() -> None:
