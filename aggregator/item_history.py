@@ -8,15 +8,16 @@ minutes, carts for a day, purchases for weeks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import orjson
 
 from schemas.events import Event
-from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Lifetime, Profile
 
 KIND_OF_EVENT = {"page_view": "view", "add_to_cart": "cart", "purchase": "purchase"}
+_REVENUE_LIMIT_CENTS = 2**53 - 1  # what a packed profile carries
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,29 @@ class WindowSettings:
 # What is kept of one (kind, item): its category, event times in seconds (newest first), and the
 # value of the newest event that carried one (a price in the cart; absent when none did).
 Kept = tuple[str, list[int]] | tuple[str, list[int], float]
-# Per-user state: (kind, item) -> what is kept
-UserHistory = dict[tuple[str, str], Kept]
+
+
+class UserHistory(dict[tuple[str, str], Kept]):
+    """Per-user state: (kind, item) -> what is kept in the windows; and `lifetime`, the user's totals
+    since first seen, which outlive the windows (None before the first event). The user is kept, and
+    so are the totals, until PZ_USER_TTL_S passes without an event."""
+
+    __slots__ = ("lifetime",)
+
+    def __init__(self, kept: Mapping[tuple[str, str], Kept] | None = None, lifetime: Lifetime | None = None):
+        super().__init__(kept or {})
+        self.lifetime = lifetime
+
+    @property
+    def forgotten(self) -> bool:
+        """Nothing left to keep: the user's state is deleted."""
+        return self.lifetime is None and not self
 
 
 def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSettings) -> None:
+    events = list(events)
+    if events:
+        state.lifetime = count_lifetime(state.lifetime, events)
     for event in events:
         kind = KIND_OF_EVENT.get(event.type)
         if kind is None or not event.item:
@@ -56,6 +75,26 @@ def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSett
         del times[settings.max_times_per_item :]
         category = event.category or category
         state[(kind, event.item)] = (category, times) if value is None else (category, times, value)
+
+
+def count_lifetime(lifetime: Lifetime | None, events: list[Event]) -> Lifetime:
+    """The totals with `events` (one user's, any order) counted in."""
+    first_s = min(event.client_ms // 1000 for event in events)
+    last_s = max(event.client_ms // 1000 for event in events)
+    views = carts = purchases = revenue_cents = 0
+    if lifetime is not None:
+        first_s, last_s = min(first_s, lifetime.first_seen_s), max(last_s, lifetime.last_seen_s)
+        views, carts, purchases, revenue_cents = lifetime[2:]
+    for event in events:
+        if event.type == "page_view":
+            views += 1
+        elif event.type == "add_to_cart":
+            carts += 1
+        elif event.type == "purchase":
+            purchases += 1
+            revenue_cents += round(event.value * 100)  # 0 .. VALUE_MAX: intake sends others to the DLQ
+    # Saturates instead of failing to pack (a crash loop): ~90 000 billion in any currency.
+    return Lifetime(first_s, last_s, views, carts, purchases, min(revenue_cents, _REVENUE_LIMIT_CENTS))
 
 
 def expire(state: UserHistory, watermark_s: int, settings: WindowSettings) -> None:
@@ -87,21 +126,29 @@ def to_profile(key: int, state: UserHistory, updated_ms: int, segments: tuple[st
         ItemHistory(item, kept[0], tuple(kept[1]), kind, kept[2] if len(kept) > 2 else 0.0)
         for (kind, item), kept in ordered
     )
-    return Profile(key=key, items=items, segments=segments, updated_ms=updated_ms)
+    return Profile(key, items, segments, updated_ms, state.lifetime)
 
 
 def dump_state(state: UserHistory) -> bytes:
-    return orjson.dumps([[kind, item, *kept] for (kind, item), kept in state.items()])
+    rows: list[list[object]] = [[kind, item, *kept] for (kind, item), kept in state.items()]
+    if state.lifetime is not None:
+        rows.insert(0, list(state.lifetime))
+    return orjson.dumps(rows)
 
 
 def load_state(raw: bytes | None) -> UserHistory:
     if not raw:
-        return {}
+        return UserHistory()
     parsed = orjson.loads(raw)
     if isinstance(parsed, dict):  # before carts and purchases were kept: views only, by item
-        return {("view", item): (str(pair[0]), [int(t) for t in pair[1]]) for item, pair in parsed.items()}
-    state: UserHistory = {}
+        return UserHistory(
+            {("view", item): (str(pair[0]), [int(t) for t in pair[1]]) for item, pair in parsed.items()}
+        )
+    state = UserHistory()
     for row in parsed:  # [kind, item, category, times] and, when an event carried one, its value
+        if row and isinstance(row[0], int):  # the lifetime totals: numbers only, first if present
+            state.lifetime = Lifetime(*(int(n) for n in row))
+            continue
         times = [int(t) for t in row[3]]
         state[(str(row[0]), str(row[1]))] = (
             (str(row[2]), times, float(row[4])) if len(row) > 4 else (str(row[2]), times)

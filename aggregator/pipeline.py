@@ -347,9 +347,9 @@ class Pipeline:
         upserts = [
             to_profile(key, state, now_ms, user_flags(state, self._anomalies))
             for key, state in states.items()
-            if state
+            if not state.forgotten
         ]
-        deletes = [key for key, state in states.items() if not state]
+        deletes = [key for key, state in states.items() if state.forgotten]
         position.seq = await self._store.reserve_seq(partition, position.seq)
         batch = DeltaBatch(
             partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes

@@ -86,7 +86,7 @@ class SnapshotBuilder:
                 position = await self._store.load_position(partition)
                 positions[partition] = PartitionPosition(position.seq, position.delta_offset)
                 for key, state in (await self._store.scan_users(partition)).items():
-                    if state:
+                    if not state.forgotten:
                         users.append(
                             to_profile(key, state, created_ms, user_flags(state, self._config.anomalies))
                         )

@@ -167,7 +167,7 @@ class StateStore:
         keys: list[str] = [f"{tag}:pos", f"{tag}:pop", f"{tag}:cat", f"{tag}:co", f"{tag}:occ"]
         for user_key, state in batch.users.items():
             keys.append(user_state_key(batch.partition, user_key))
-            args.append(dump_state(state) if state else b"")
+            args.append(b"" if state.forgotten else dump_state(state))
         if not await self._commit(keys=keys, args=args):
             raise CommitFenced(f"partition {batch.partition}: commit {position.commits} was overtaken")
         position.commits += 1

@@ -90,7 +90,7 @@ def train(
     views: Counter[str] = Counter()
     windows = WindowSettings()
     for user, sessions in enumerate(histories):
-        state: UserHistory = {}
+        state = UserHistory()
         for session in sessions:
             events = [
                 Event(kind, user, t * 1000, t * 1000, item=item, category="c") for kind, item, t in session

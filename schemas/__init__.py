@@ -16,6 +16,7 @@ __all__ = [
     "EVENT_TYPES",
     "Event",
     "ItemHistory",
+    "Lifetime",
     "MAX_BODY_BYTES",
     "PartitionPosition",
     "Profile",

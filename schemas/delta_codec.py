@@ -16,8 +16,9 @@ from schemas.profiles import Profile
 
 DELTA_IDENTIFIER = b"PZDL"
 # 2: item histories carry their event kind; 3: profiles packed as in snapshots (the FlatBuffers
-# builder spent ~45 % of the aggregator's time writing one table per profile); 4: item values.
-DELTA_FORMAT_VERSION = 4
+# builder spent ~45 % of the aggregator's time writing one table per profile); 4: item values;
+# 5: lifetime totals.
+DELTA_FORMAT_VERSION = 5
 # vtable offsets of DeltaBatch's number vectors (4 + 2 * field index)
 _DELETES, _USER_KEYS, _USER_ENDS, _USER_DATA = 14, 16, 18, 20
 

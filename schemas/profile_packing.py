@@ -7,10 +7,11 @@ Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded sign
     then, if any:     last_seen_age_s(z)  seen_for_s  views  carts  purchases  revenue_cents(z)
 
 Ages count back from the snapshot's creation second; each gap is the distance to the previous
-(newer) event, so typical values fit one or two bytes; seen_for_s is last seen - first seen.
-The lifetime totals (schemas.profiles.Lifetime) cost nothing when a profile has none. Items and segments are indexes into the
-snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed, added to cart, bought). Every
-number fits 63 bits; decoded times stay within +-2**40 s, values within +-2**53 cents.
+(newer) event, so typical values fit one or two bytes; seen_for_s is last seen - first seen. Items
+and segments are indexes into the snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed,
+added to cart, bought). The lifetime totals (schemas.profiles.Lifetime) cost nothing when a profile
+has none. Every number fits 63 bits; decoded times stay within +-2**40 s, values and revenue within
++-2**53 cents.
 
 Snapshots and deltas pack and unpack with the C implementation of this (schemas/_packing.c, ~10x
 faster); the Python here is its specification, and tests hold the two equal.
@@ -87,7 +88,8 @@ def _pack_lifetime(out: bytearray, lifetime: Lifetime, created_s: int) -> None:
         raise ValueError("lifetime: counts must be in 0 .. 2**63")
     if not abs(revenue_cents) < _CENTS_LIMIT:
         raise ValueError("lifetime: revenue out of range")
-    for number in (_zigzag(created_s - last_s), last_s - first_s, views, carts, purchases, _zigzag(revenue_cents)):
+    numbers = (_zigzag(created_s - last_s), last_s - first_s, views, carts, purchases, _zigzag(revenue_cents))
+    for number in numbers:
         _varint(out, number)
 
 

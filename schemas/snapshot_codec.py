@@ -19,9 +19,8 @@ from schemas.profile_packing import PackedProfiles, ProfileUnpacker, pack_profil
 from schemas.profiles import Profile
 
 SNAPSHOT_IDENTIFIER = b"PZSN"
-SNAPSHOT_FORMAT_VERSION = (
-    5  # 2: user_keys vector; 3: packed profiles and dictionaries; 4: event kinds; 5: values
-)
+# 2: user_keys vector; 3: packed profiles and dictionaries; 4: event kinds; 5: values; 6: lifetime totals
+SNAPSHOT_FORMAT_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,11 +201,13 @@ async def test_a_commit_computed_from_an_overtaken_position_writes_nothing(redis
     stale = await store.load_position(partition)
     first = PartitionPosition({"t": 10}, 1, 5, stale.commits)
     second = PartitionPosition({"t": 12}, 2, 6, stale.commits)
-    views_a: dict[int, UserHistory] = {user: {("view", "a"): ("c", [1000])}}
+    views_a: dict[int, UserHistory] = {user: UserHistory({("view", "a"): ("c", [1000])})}
     await store.commit(PartitionCommit(partition, views_a, {"a": 1}, {}, first))
     with pytest.raises(CommitFenced):
         await store.commit(
-            PartitionCommit(partition, {user: {("view", "b"): ("c", [2000])}}, {"b": 1}, {}, second)
+            PartitionCommit(
+                partition, {user: UserHistory({("view", "b"): ("c", [2000])})}, {"b": 1}, {}, second
+            )
         )
 
     stored = await store.load_position(partition)
@@ -216,7 +218,9 @@ async def test_a_commit_computed_from_an_overtaken_position_writes_nothing(redis
     assert [item for item, _ in popular] == ["a"]
     # the loser rewinds from what is stored, and its next commit applies
     await store.commit(
-        PartitionCommit(partition, {user: {}}, {}, {}, PartitionPosition({"t": 12}, 2, 6, stored.commits))
+        PartitionCommit(
+            partition, {user: UserHistory()}, {}, {}, PartitionPosition({"t": 12}, 2, 6, stored.commits)
+        )
     )
     assert await redis_client.get(user_state_key(partition, user)) is None
 

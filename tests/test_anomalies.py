@@ -14,7 +14,7 @@ NOW_S = 1_800_000_000
 
 
 def history(*times_s: int) -> UserHistory:
-    state: UserHistory = {}
+    state = UserHistory()
     events = [
         Event("page_view", 1, t * 1000, t * 1000, item=f"p{n}", category="c") for n, t in enumerate(times_s)
     ]
@@ -27,7 +27,7 @@ def test_thirty_pages_within_a_minute_flag_a_bot_and_a_reader_is_not_flagged() -
     reader = history(*(NOW_S - 20 * n for n in range(30)))  # a page every 20 s
     assert user_flags(crawler, SETTINGS) == (BOT_SUSPECT,)
     assert user_flags(reader, SETTINGS) == ()
-    assert user_flags({}, SETTINGS) == ()
+    assert user_flags(UserHistory(), SETTINGS) == ()
     assert user_flags(history(*(NOW_S - n for n in range(29))), SETTINGS) == ()  # one short
 
 

@@ -29,7 +29,7 @@ def event(item: str, t_s: int, kind: str = "page_view") -> Event:
 
 def model(*events: Event, state: UserHistory | None = None) -> CoOccurrence:
     together = CoOccurrence.empty()
-    add_user_events(together, state or {}, events, SETTINGS)
+    add_user_events(together, state or UserHistory(), events, SETTINGS)
     return together
 
 
@@ -53,7 +53,7 @@ def test_events_in_any_order_give_the_same_pairs() -> None:
 
 
 def test_a_session_goes_on_from_the_stored_state_across_batches() -> None:
-    state: UserHistory = {}
+    state = UserHistory()
     add_events(state, [event("a", T0)], WindowSettings())
     assert set(model(event("b", T0 + 600), state=state).pairs) == {pair_field("a", "b")}
     assert not model(event("b", T0 + 4000), state=state).pairs  # that session had ended
