@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Lifetime, Profile
 from schemas.rules import RuleSet, RulesInvalid, load_rules_text
 from schemas.rules.compiler import compile_rules
 from schemas.rules.features import Facts
@@ -110,7 +110,41 @@ def profile_from_json(data: dict[str, Any], key: int, now_s: int) -> Profile | N
     segments = data.get("segments", [])
     if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
         raise InputError("profile segments: a list of names")
-    return Profile(key, tuple(items), tuple(segments), now_s * 1000)
+    return Profile(key, tuple(items), tuple(segments), now_s * 1000, _lifetime_from_json(data, now_s))
+
+
+def _lifetime_from_json(data: dict[str, Any], now_s: int) -> Lifetime | None:
+    """{"first_seen_days_ago": 40, "views": 25, "carts": 4, "purchases": 3, "revenue": 120.5}"""
+    totals = data.get("lifetime")
+    if totals is None:
+        return None
+    if not isinstance(totals, dict):
+        raise InputError("profile lifetime: an object of totals")
+    unknown = set(totals) - {"first_seen_days_ago", "views", "carts", "purchases", "revenue"}
+    if unknown:
+        raise InputError(f"profile lifetime: unknown {', '.join(sorted(unknown))}")
+    numbers = {}
+    for name in ("first_seen_days_ago", "views", "carts", "purchases", "revenue"):
+        value = totals.get(name, 0)
+        whole = name in ("views", "carts", "purchases")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if whole else int | float)
+            or not 0 <= value < 2**53
+        ):
+            raise InputError(
+                f"profile lifetime.{name}: {'a whole number' if whole else 'a number'}, 0 or more"
+            )
+        numbers[name] = value
+    first_seen_s = now_s - round(numbers["first_seen_days_ago"] * 86_400)
+    return Lifetime(
+        first_seen_s,
+        now_s,
+        int(numbers["views"]),
+        int(numbers["carts"]),
+        int(numbers["purchases"]),
+        round(numbers["revenue"] * 100),
+    )
 
 
 class _Catalog:

@@ -91,6 +91,7 @@ def find_user(path: Path, uid: str) -> dict[str, Any]:
 def _profile_json(profile: Profile) -> dict[str, Any]:
     fields = asdict(profile)
     fields["items"] = [history._asdict() for history in profile.items]
+    fields["lifetime"] = profile.lifetime._asdict() if profile.lifetime is not None else None
     return fields
 
 

@@ -93,6 +93,8 @@ async def test_views_become_window_state_in_redis_and_a_signed_delta(
         assert batch.partition == user % PARTITIONS
         profile = next(p for p in batch.upserts if p.key == user)
         assert profile.items[0].item == "p0042" and profile.items[0].category == "watches"
+        assert profile.lifetime is not None and profile.lifetime.views == 3
+        assert profile.lifetime.last_seen_s == profile.items[0].times_s[0]
         await wait_until(lambda: True)
         assert await stored_views(redis_client, user, "p0042") == 3
     finally:
@@ -184,6 +186,8 @@ async def test_redis_killed_mid_stream_loses_and_recounts_nothing(services: Serv
         records = await read_topic(services.bootstrap, DELTAS_TOPIC, five_views)
         await asyncio.sleep(0.3)
         assert await stored_views(client, user, "p0200") == 5
+        newest = [p for b in deltas_for(records, user) for p in b.upserts if p.key == user][-1]
+        assert newest.lifetime is not None and newest.lifetime.views == 5  # each event counted once
         seqs = [b.seq for b in deltas_for(records, user)]
         assert seqs == sorted(set(seqs))  # no sequence number was reused for a different batch
     finally:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.profiles import ItemHistory, Profile
+from schemas.profiles import ItemHistory, Lifetime, Profile
 from schemas.rules import RulesInvalid, load_rules_json, load_rules_text
 from schemas.rules.compiler import EmptyCatalog, Exposure, compile_rules
 from schemas.rules.expressions import ExpressionError, parse_expression, source_of
@@ -656,3 +656,44 @@ slots:
     bought = ItemHistory("p1", "shoes", (NOW - 80,), "purchase", 39.9)  # checkout after the shoes
     assert shipping(shoes, socks, bought) == "almost"  # only the socks are in the cart now
     assert shipping() == "none"
+
+
+def test_lifetime_totals_tell_a_returning_customer_whose_windows_are_empty() -> None:
+    program = rules(
+        """
+version: loyalty-1
+features:
+  spent: lifetime_revenue()
+  orders: lifetime(purchase)
+segments:
+  loyal: orders >= 3 and since_first_seen() > 30d and lifetime(view) >= 10
+slots:
+  banner:
+    rules:
+      - when: loyal and spent >= 100
+        headers: {X-Pz: vip}
+      - when: new_visitor
+        headers: {X-Pz: welcome}
+      - when: lifetime(cart) > 0
+        headers: {X-Pz: known}
+    default:
+      headers: {X-Pz: none}
+"""
+    )
+
+    def banner(lifetime: Lifetime | None) -> str:
+        f = Facts(Profile(7, (), (), NOW * 1000, lifetime), {}, NOW, 7)
+        return str(program.decide(f, Catalog, ["banner"])["banner"]["headers"]["X-Pz"])
+
+    regular = Lifetime(
+        NOW - 40 * 86_400, NOW - 5 * 86_400, views=25, carts=4, purchases=3, revenue_cents=12_050
+    )
+    assert banner(regular) == "vip"  # nothing in any window: only the totals know
+    assert banner(regular._replace(revenue_cents=9_999)) == "known"
+    assert banner(regular._replace(first_seen_s=NOW - 10 * 86_400)) == "known"  # not 30 days yet
+    assert banner(None) == "welcome"
+    assert banner(Lifetime(NOW - 60, NOW - 60)) == "none"  # seen before, so not new
+    f = Facts(Profile(7, (), (), NOW * 1000, regular), {}, NOW, 7)
+    assert program.explain(f, Catalog, ["banner"])["features"] == {"spent": 120.5, "orders": 3}
+    wrong = problems_of(BRIEF.replace("item_views(within=10m) >= 3", "lifetime(day) > 1"))
+    assert wrong and all("lifetime(event=…) is one of view, cart, purchase" in p for p in wrong)

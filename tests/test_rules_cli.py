@@ -76,3 +76,39 @@ def test_pz_up_refuses_an_invalid_rules_file_before_starting_anything(
     err = capsys.readouterr().err
     assert "is invalid" in err and "unknown fragment 'nope'" in err
     assert not (tmp_path / "state").exists()
+
+
+LOYALTY = """
+version: loyalty-1
+segments:
+  regular: lifetime(purchase) >= 3 and since_first_seen() > 30d
+slots:
+  banner:
+    rules:
+      - when: regular and lifetime_revenue() >= 100
+        fragment: vip
+    default:
+      fragment: other
+fragments:
+  vip: <p>vip</p>
+  other: <p>other</p>
+"""
+
+
+def test_test_takes_lifetime_totals_in_the_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules, profile = tmp_path / "loyalty.yaml", tmp_path / "profile.json"
+    rules.write_text(LOYALTY)
+    totals = {"first_seen_days_ago": 40, "views": 25, "purchases": 3, "revenue": 120.5}
+    profile.write_bytes(orjson.dumps({"lifetime": totals}))
+    assert main(["rules", "test", str(rules), "--profile", str(profile)]) == 0
+    assert orjson.loads(capsys.readouterr().out)["decision"]["banner"]["html"] == "<p>vip</p>"
+    for bad, error in (
+        ({"purchases": 2.5}, "profile lifetime.purchases: a whole number, 0 or more"),
+        ({"revenue": -1}, "profile lifetime.revenue: a number, 0 or more"),
+        ({"orders": 3}, "profile lifetime: unknown orders"),
+    ):
+        profile.write_bytes(orjson.dumps({"lifetime": bad}))
+        assert main(["rules", "test", str(rules), "--profile", str(profile)]) == 2
+        assert error in capsys.readouterr().err

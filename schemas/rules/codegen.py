@@ -68,6 +68,12 @@ class _Source:
             return "len(f.cart_items())"
         if node.name == "cart_value":
             return "f.cart_value()"
+        if node.name == "lifetime":
+            event = node.args[0] if node.args else kwargs["event"]
+            assert isinstance(event, Name)
+            return f"f.lifetime({event.name!r})"
+        if node.name in ("lifetime_revenue", "since_first_seen"):
+            return f"f.{node.name}()"
         if node.name == "category_views":
             bound = bound_arguments(node)
             category, within = bound["category"], bound["within"]

@@ -77,6 +77,13 @@ def _call(node: Call, segments: Mapping[str, Evaluator], checker: TypeChecker) -
         return lambda f: len(f.cart_items())
     if name == "cart_value":
         return lambda f: f.cart_value()
+    if name == "lifetime":
+        event = str(literal("event"))
+        return lambda f: f.lifetime(event)
+    if name == "lifetime_revenue":
+        return lambda f: f.lifetime_revenue()
+    if name == "since_first_seen":
+        return lambda f: f.since_first_seen()
     if name == "category_views":
         category, within = str(literal("category")), int(literal("within"))
         return lambda f: f.category_views(category, within)

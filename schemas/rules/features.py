@@ -134,6 +134,21 @@ class Facts:
             self.memo[within_s] = found
         return found  # type: ignore[return-value]
 
+    def lifetime(self, kind: str) -> int:
+        """Events of that kind since the user was first seen: the lifetime totals, 0 without them."""
+        totals = self.profile.lifetime if self.profile is not None else None
+        if totals is None:
+            return 0
+        return totals.views if kind == "view" else totals.carts if kind == "cart" else totals.purchases
+
+    def lifetime_revenue(self) -> float:
+        totals = self.profile.lifetime if self.profile is not None else None
+        return 0.0 if totals is None else totals.revenue_cents / 100
+
+    def since_first_seen(self) -> int:
+        totals = self.profile.lifetime if self.profile is not None else None
+        return 0 if totals is None else max(0, self.now_s - totals.first_seen_s)
+
     def since_last(self, kind: str) -> int:
         last = self._index.last.get(kind)
         return NEVER_S if last is None else max(0, self.now_s - last)
@@ -170,7 +185,8 @@ class Facts:
 
     @property
     def new_visitor(self) -> bool:
-        return not self._index.times
+        """Nothing known about this user: no event in the windows, no lifetime totals."""
+        return not self._index.times and (self.profile is None or self.profile.lifetime is None)
 
     @property
     def bot_suspect(self) -> bool:

@@ -107,6 +107,15 @@ FUNCTIONS: dict[str, Function] = {
             Param("gap", "duration", 1800),
         ),
         _fn(
+            "lifetime",
+            "number",
+            "events of that kind since the user was first seen (lifetime totals: the aggregator keeps a "
+            "user until PZ_USER_TTL_S passes without an event of theirs)",
+            Param("event", "event", positional=True),
+        ),
+        _fn("lifetime_revenue", "number", "the sum of the user's purchases' values since first seen"),
+        _fn("since_first_seen", "number", "seconds since the user's first event (0 if nothing is known)"),
+        _fn(
             "starts_with",
             "bool",
             "the text starts with the prefix",
