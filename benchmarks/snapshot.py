@@ -1,10 +1,12 @@
 """`pz bench snapshot`: build, size, load and lookups of a synthetic snapshot of N users.
 
 Typical profile (the budget's): 6 segments and 8 recently viewed items with one to three view
-times each. `build_s` covers encoding and signing (not reading Redis); `load_ms` is map + verify +
-ready; lookups go through the edge's ProfileStore (warm: decoded-profile cache hit; cold: binary
-search and decode). Same-run contrast: the same users as one orjson document (`json_load_ms`) and
-a plain dict of decoded profiles (`dict_lookup_us`).
+times each, newest first as the aggregator lists them, and lifetime totals (first seen up to 90
+days ago, up to a few hundred views, a few carts and purchases). `build_s` covers encoding and
+signing (not reading Redis); `load_ms` is map + verify + ready; lookups go through the edge's
+ProfileStore (warm: decoded-profile cache hit; cold: binary search and decode). Same-run contrast:
+the same users as one orjson document (`json_load_ms`) and a plain dict of decoded profiles
+(`dict_lookup_us`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from benchmarks.common import environment, print_table, started_at, write_json
 from edge_worker.profile_store import ProfileStore
 from schemas import (
     ItemHistory,
+    Lifetime,
     PartitionPosition,
     Profile,
     SigningKey,
@@ -51,7 +54,17 @@ def synthetic_users(count: int, now_s: int) -> list[Profile]:
                 sorted((now_s - rng.randrange(600) for _ in range(rng.randint(1, 3))), reverse=True)
             )
             items.append(ItemHistory(f"p{item:05d}", f"c{item % CATEGORIES:02d}", times))
-        users.append(Profile(key, tuple(items), tuple(rng.sample(SEGMENTS, 6)), now_s * 1000))
+        items.sort(key=lambda h: h.times_s[0], reverse=True)
+        purchases = rng.randrange(6)
+        lifetime = Lifetime(
+            now_s - rng.randrange(90 * 86_400),
+            items[0].times_s[0],
+            views=sum(len(h.times_s) for h in items) + rng.randrange(300),
+            carts=rng.randrange(10),
+            purchases=purchases,
+            revenue_cents=sum(rng.randrange(1_000, 20_000) for _ in range(purchases)),
+        )
+        users.append(Profile(key, tuple(items), tuple(rng.sample(SEGMENTS, 6)), now_s * 1000, lifetime))
     return users
 
 
@@ -104,6 +117,7 @@ def run_snapshot(users: int, quick: bool, json_path: Path | None) -> int:
                 str(p.key): {
                     "segments": p.segments,
                     "items": [[h.item, h.category, h.times_s] for h in p.items],
+                    "lifetime": list(p.lifetime) if p.lifetime else None,
                 }
                 for p in profiles
             }

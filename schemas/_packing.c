@@ -81,7 +81,9 @@ static Py_ssize_t index_of(PyObject *index, PyObject *key, int *added) {
     return failed ? -1 : next;
 }
 
-static int pack_item(Out *out, PyObject *history, int64_t created_s, PyObject *item_index,
+/* One item; *newest_before is the newest time of the item before it (the snapshot's time for the
+ * first), and becomes this item's newest. */
+static int pack_item(Out *out, PyObject *history, int64_t *newest_before, PyObject *item_index,
                      PyObject *kinds) {
     int ok = -1;
     PyObject *item = NULL, *event = NULL, *value = NULL, *times = NULL;
@@ -108,8 +110,8 @@ static int pack_item(Out *out, PyObject *history, int64_t created_s, PyObject *i
     PyObject *seq = PySequence_Fast(times, "times_s must be a sequence");
     if (seq == NULL) goto done;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (put_varint(out, (uint64_t)i * KINDS + (uint64_t)kind) < 0 ||
-        put_varint(out, (uint64_t)n * 2 + (cents ? 1 : 0)) < 0) {
+    if (put_varint(out, (uint64_t)i) < 0 ||
+        put_varint(out, ((uint64_t)n * KINDS + (uint64_t)kind) * 2 + (cents ? 1 : 0)) < 0) {
         Py_DECREF(seq);
         goto done;
     }
@@ -127,7 +129,8 @@ static int pack_item(Out *out, PyObject *history, int64_t created_s, PyObject *i
         }
         int failed;
         if (k == 0) {
-            failed = put_varint(out, zigzag(created_s - t));
+            failed = put_varint(out, zigzag(*newest_before - t));
+            *newest_before = t;
         } else if (t > previous) {
             PyErr_Format(PyExc_ValueError, "view times of %R must be newest first", item);
             Py_DECREF(seq);
@@ -230,8 +233,9 @@ static int pack_one(Out *out, PyObject *profile, int64_t created_s, PyObject *it
         if (index < 0 || put_varint(out, (uint64_t)index) < 0) goto done;
     }
     if (put_varint(out, (uint64_t)n_items * 2 + (lifetime != Py_None)) < 0) goto done;
+    int64_t newest_before = created_s;
     for (Py_ssize_t k = 0; k < n_items; k++) {
-        if (pack_item(out, PySequence_Fast_GET_ITEM(items_seq, k), created_s, item_index, kinds) < 0) {
+        if (pack_item(out, PySequence_Fast_GET_ITEM(items_seq, k), &newest_before, item_index, kinds) < 0) {
             goto done;
         }
     }
@@ -405,21 +409,22 @@ static PyObject *unpack_items(Numbers *numbers, int64_t n_items, int64_t created
     PyObject *items = new_tuple_for(n_items, numbers, 2); /* an item takes two numbers at least */
     if (items == NULL) return NULL;
     PyObject *times = NULL;
+    int64_t newest_before = created_s;
     for (int64_t k = 0; k < n_items; k++) {
-        int64_t code = take(numbers, decode_error);
-        int64_t counted = code < 0 ? -1 : take(numbers, decode_error);
+        int64_t index = take(numbers, decode_error);
+        int64_t counted = index < 0 ? -1 : take(numbers, decode_error);
         if (counted < 0) goto fail;
-        int64_t index = code / KINDS, kind = code % KINDS, n_times = counted / 2;
+        int64_t kind = (counted / 2) % KINDS, n_times = (counted / 2) / KINDS;
         times = new_tuple_for(n_times, numbers, 1);
         if (times == NULL) goto fail;
         int64_t t = 0;
         for (int64_t j = 0; j < n_times; j++) {
             int64_t number = take(numbers, decode_error);
             if (number < 0) goto fail;
-            /* |created_s|, |t| <= 2**40 and |unzigzag(number)| < 2**62: no overflow; a gap past
+            /* |newest_before|, |t| <= 2**40 and |unzigzag(number)| < 2**62: no overflow; a gap past
              * 2**41 takes any t out of range, so it is not subtracted */
             if (j == 0) {
-                t = created_s - unzigzag(number);
+                t = newest_before = newest_before - unzigzag(number); /* checked just below */
             } else {
                 t = number > 2 * TIME_LIMIT_S ? -2 * TIME_LIMIT_S : t - number;
             }

@@ -3,15 +3,16 @@
 Layout of one profile (all numbers LEB128 varints; `z` marks zigzag-encoded signed values):
 
     updated_age_s(z)  n_segments  segment_index*  n_items*2+has_lifetime
-    then per item:    item_index*3+kind  n_times*2+has_value  newest_age_s(z)  gap_s*  [value_cents(z)]
+    then per item:    item_index  (n_times*3+kind)*2+has_value  newest_step_s(z)  gap_s*  [value_cents(z)]
     then, if any:     last_seen_age_s(z)  seen_for_s  views  carts  purchases  revenue_cents(z)
 
-Ages count back from the snapshot's creation second; each gap is the distance to the previous
-(newer) event, so typical values fit one or two bytes; seen_for_s is last seen - first seen. Items
-and segments are indexes into the snapshot's dictionaries; kind is the index in EVENT_KINDS (viewed,
-added to cart, bought). The lifetime totals (schemas.profiles.Lifetime) cost nothing when a profile
-has none. Every number fits 63 bits; decoded times stay within +-2**40 s, values and revenue within
-+-2**53 cents.
+Times count back: an item's newest event from the newest event of the item before it (the first
+item's from the snapshot's creation second; profiles list items newest first, so the steps are
+short), each older event from the one before it; seen_for_s is last seen - first seen. Typical
+values fit one or two bytes. Items and segments are indexes into the snapshot's dictionaries; kind
+is the index in EVENT_KINDS (viewed, added to cart, bought). The lifetime totals
+(schemas.profiles.Lifetime) cost nothing when a profile has none. Every number fits 63 bits;
+decoded times stay within +-2**40 s, values and revenue within +-2**53 cents.
 
 Snapshots and deltas pack and unpack with the C implementation of this (schemas/_packing.c, ~10x
 faster); the Python here is its specification, and tests hold the two equal.
@@ -57,18 +58,21 @@ def pack_profile(
         _varint(out, segment_index[segment])
     lifetime = profile.lifetime
     _varint(out, len(profile.items) * 2 + (lifetime is not None))
+    newest_before = created_s
     for history in profile.items:
-        _varint(out, item_index[history.item] * _KINDS + EVENT_KINDS.index(history.event))
+        index, kind = item_index[history.item], EVENT_KINDS.index(history.event)
+        _varint(out, index)
         if not abs(history.value * 100) < _CENTS_LIMIT:  # NaN too
             raise ValueError(f"value of {history.item!r} is not a price in range")
         cents = round(history.value * 100)
-        _varint(out, len(history.times_s) * 2 + (1 if cents else 0))
+        _varint(out, (len(history.times_s) * _KINDS + kind) * 2 + (1 if cents else 0))
         previous = None
         for t in history.times_s:
             if not -_TIME_LIMIT_S <= t <= _TIME_LIMIT_S:
                 raise ValueError(f"a time of {history.item!r} is out of range")
             if previous is None:
-                _varint(out, _zigzag(created_s - t))
+                _varint(out, _zigzag(newest_before - t))
+                newest_before = t
             elif t > previous:
                 raise ValueError(f"view times of {history.item!r} must be newest first")
             else:
@@ -188,12 +192,15 @@ class ProfileUnpacker:
                 segments.append(self.segments[take()])
             items = []
             n_items, has_lifetime = divmod(take(), 2)
+            newest_before = created_s
             for _ in range(n_items):
-                index, kind = divmod(take(), _KINDS)
-                n_times, has_value = divmod(take(), 2)
+                index = take()
+                code, has_value = divmod(take(), 2)
+                n_times, kind = divmod(code, _KINDS)
                 times: list[int] = []
                 if n_times:
-                    t = _in_range(created_s - _unzigzag(take()), _TIME_LIMIT_S, "event time")
+                    t = _in_range(newest_before - _unzigzag(take()), _TIME_LIMIT_S, "event time")
+                    newest_before = t
                     times.append(t)
                     for _ in range(n_times - 1):
                         t = _in_range(t - take(), _TIME_LIMIT_S, "event time")
