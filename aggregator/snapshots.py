@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aggregator import metrics
-from aggregator.anomalies import user_flags
+from aggregator.anomalies import AnomalySettings, user_flags
 from aggregator.config import AggregatorConfig
 from aggregator.inventory import Inventory
-from aggregator.item_history import to_profile
+from aggregator.item_history import load_state, to_profile
 from aggregator.item_model import decayed, top_similar
 from aggregator.state_store import StateStore
 from aggregator.tasks import cancel_and_wait
@@ -85,11 +85,10 @@ class SnapshotBuilder:
                 # edge replaying deltas after it ends at the same state either way.
                 position = await self._store.load_position(partition)
                 positions[partition] = PartitionPosition(position.seq, position.delta_offset)
-                for key, state in (await self._store.scan_users(partition)).items():
-                    if not state.forgotten:
-                        users.append(
-                            to_profile(key, state, created_ms, user_flags(state, self._config.anomalies))
-                        )
+                stored = await self._store.scan_users(partition)
+                # Decoding every user is CPU work: off the event loop, so that batches keep flowing (on
+                # the loop, a build every second held fresh events back by up to ~200 ms at 5 000/s).
+                users += await asyncio.to_thread(_profiles, stored, created_ms, self._config.anomalies)
                 top, names = await self._store.popularity(partition, self._config.popular_limit)
                 for item, score in top:
                     views[item] += score
@@ -127,6 +126,15 @@ class SnapshotBuilder:
             metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
             metrics.SNAPSHOT_USERS.set(len(users))
             return built
+
+
+def _profiles(stored: dict[int, bytes], created_ms: int, anomalies: AnomalySettings) -> list[Profile]:
+    profiles = []
+    for key, raw in stored.items():
+        state = load_state(raw)
+        if not state.forgotten:
+            profiles.append(to_profile(key, state, created_ms, user_flags(state, anomalies)))
+    return profiles
 
 
 def _ranked(views: dict[str, float]) -> list[str]:

@@ -172,9 +172,11 @@ class StateStore:
             raise CommitFenced(f"partition {batch.partition}: commit {position.commits} was overtaken")
         position.commits += 1
 
-    async def scan_users(self, partition: int) -> dict[int, UserHistory]:
+    async def scan_users(self, partition: int) -> dict[int, bytes]:
+        """Every user's stored state in the partition, undecoded (load_state decodes one): decoding a
+        partition's users is CPU work the caller may want off the event loop."""
         prefix = f"{_tag(partition)}:u:"
-        users: dict[int, UserHistory] = {}
+        users: dict[int, bytes] = {}
         keys: list[bytes] = []
         async for key in self._redis.scan_iter(
             match=prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=1000
@@ -185,7 +187,7 @@ class StateStore:
             values = cast(list[bytes | None], await self._redis.mget(chunk))
             for key, raw in zip(chunk, values, strict=True):
                 if raw is not None:
-                    users[int(key.decode()[len(prefix) :])] = load_state(raw)
+                    users[int(key.decode()[len(prefix) :])] = raw
         return users
 
     async def used_memory(self) -> int:
