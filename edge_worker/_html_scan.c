@@ -218,6 +218,17 @@ static Py_ssize_t run_end(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end
     return i;
 }
 
+/* The position argument, checked to lie in a buffer of `end` bytes; -1 with an exception if not. */
+static Py_ssize_t position_in(PyObject *argument, Py_ssize_t end) {
+    Py_ssize_t pos = PyLong_AsSsize_t(argument);
+    if (pos == -1 && PyErr_Occurred()) return -1;
+    if (pos < 0 || pos > end) {
+        PyErr_SetString(PyExc_ValueError, "pos outside buf");
+        return -1;
+    }
+    return pos;
+}
+
 static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs < 2 || nargs > 3 || !PyBytes_Check(args[0]) ||
@@ -230,13 +241,8 @@ static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ss
         stop.name = PyBytes_AS_STRING(args[2]);
         stop.length = PyBytes_GET_SIZE(args[2]);
     }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
-    if (pos < 0 || pos > end) {
-        PyErr_SetString(PyExc_ValueError, "pos outside buf");
-        return NULL;
-    }
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), pos = position_in(args[1], end);
+    if (pos < 0) return NULL;
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     return PyLong_FromSsize_t(run_end(b, pos, end, &stop));
 }
@@ -251,13 +257,8 @@ static PyObject *parse_start_tag(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "parse_start_tag(buf: bytes, pos: int)");
         return NULL;
     }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
-    if (pos < 0 || pos > end) {
-        PyErr_SetString(PyExc_ValueError, "pos outside buf");
-        return NULL;
-    }
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), pos = position_in(args[1], end);
+    if (pos < 0) return NULL;
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Py_ssize_t i = pos + 1;
     if (i >= end || !is_alpha(b[i])) return PyLong_FromLong(0);
@@ -346,15 +347,10 @@ static PyObject *skip_replaced(PyObject *module, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "skip_replaced(buf: bytes, pos: int, name: bytes, depth: int)");
         return NULL;
     }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), pos = position_in(args[1], end);
+    if (pos < 0) return NULL;
     Py_ssize_t depth = PyLong_AsSsize_t(args[3]);
     if (depth == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
-    if (pos < 0 || pos > end) {
-        PyErr_SetString(PyExc_ValueError, "pos outside buf");
-        return NULL;
-    }
     const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(args[0]);
     Stop stop = {PyBytes_AS_STRING(args[2]), PyBytes_GET_SIZE(args[2])};
     Py_ssize_t i = pos;
