@@ -56,9 +56,10 @@ def synthetic_users(count: int, now_s: int) -> list[Profile]:
             items.append(ItemHistory(f"p{item:05d}", f"c{item % CATEGORIES:02d}", times))
         items.sort(key=lambda h: h.times_s[0], reverse=True)
         purchases = rng.randrange(6)
+        last_seen_s = items[0].times_s[0]
         lifetime = Lifetime(
-            now_s - rng.randrange(90 * 86_400),
-            items[0].times_s[0],
+            last_seen_s - rng.randrange(90 * 86_400),
+            last_seen_s,
             views=sum(len(h.times_s) for h in items) + rng.randrange(300),
             carts=rng.randrange(10),
             purchases=purchases,

@@ -92,8 +92,10 @@ def _in_key_order(packed: PackedProfiles, keys: list[int]) -> tuple[list[int], b
     order = sorted(range(len(keys)), key=keys.__getitem__)
     ends = packed.ends
     starts = [0, *ends[:-1]]
-    view = memoryview(packed.data)
-    data = b"".join([view[starts[i] : ends[i]] for i in order])
+    # Slices of bytes, not of a memoryview: each a copy, but a memoryview is an object the cyclic GC
+    # tracks, and a million of them set off full collections over every profile (2.5 -> 1.1 s at 1 M).
+    whole = bytes(packed.data)
+    data = b"".join([whole[starts[i] : ends[i]] for i in order])
     return [keys[i] for i in order], data, list(accumulate(ends[i] - starts[i] for i in order))
 
 
