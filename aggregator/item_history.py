@@ -8,7 +8,7 @@ minutes, carts for a day, purchases for weeks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -44,11 +44,9 @@ class UserHistory(dict[tuple[str, str], Kept]):
     since first seen, which outlive the windows (None before the first event). The user is kept, and
     so are the totals, until PZ_USER_TTL_S passes without an event."""
 
-    __slots__ = ("lifetime",)
-
-    def __init__(self, kept: Mapping[tuple[str, str], Kept] | None = None, lifetime: Lifetime | None = None):
-        super().__init__(kept or {})
-        self.lifetime = lifetime
+    # A class default, not __init__ or __slots__: made for every user in every batch, this way it is
+    # made by dict's own constructor (0.27 against 0.41 us with a Python __init__).
+    lifetime: Lifetime | None = None
 
     @property
     def forgotten(self) -> bool:
@@ -79,18 +77,23 @@ def add_events(state: UserHistory, events: Iterable[Event], settings: WindowSett
 
 def count_lifetime(lifetime: Lifetime | None, events: list[Event]) -> Lifetime:
     """The totals with `events` (one user's, any order) counted in."""
-    first_s = min(event.client_ms // 1000 for event in events)
-    last_s = max(event.client_ms // 1000 for event in events)
-    views = carts = purchases = revenue_cents = 0
-    if lifetime is not None:
-        first_s, last_s = min(first_s, lifetime.first_seen_s), max(last_s, lifetime.last_seen_s)
-        views, carts, purchases, revenue_cents = lifetime[2:]
-    for event in events:
-        if event.type == "page_view":
+    if lifetime is None:
+        first_s = last_s = events[0].client_ms // 1000
+        views = carts = purchases = revenue_cents = 0
+    else:
+        first_s, last_s, views, carts, purchases, revenue_cents = lifetime
+    for event in events:  # one pass: this runs for every user in every batch
+        t_s = event.client_ms // 1000
+        if t_s < first_s:
+            first_s = t_s
+        elif t_s > last_s:
+            last_s = t_s
+        kind = event.type
+        if kind == "page_view":
             views += 1
-        elif event.type == "add_to_cart":
+        elif kind == "add_to_cart":
             carts += 1
-        elif event.type == "purchase":
+        elif kind == "purchase":
             purchases += 1
             revenue_cents += round(event.value * 100)  # 0 .. VALUE_MAX: intake sends others to the DLQ
     # Saturates instead of failing to pack (a crash loop): ~90 000 billion in any currency.
@@ -145,12 +148,11 @@ def load_state(raw: bytes | None) -> UserHistory:
             {("view", item): (str(pair[0]), [int(t) for t in pair[1]]) for item, pair in parsed.items()}
         )
     state = UserHistory()
-    for row in parsed:  # [kind, item, category, times] and, when an event carried one, its value
-        if row and isinstance(row[0], int):  # the lifetime totals: numbers only, first if present
-            state.lifetime = Lifetime(*(int(n) for n in row))
-            continue
-        times = [int(t) for t in row[3]]
-        state[(str(row[0]), str(row[1]))] = (
-            (str(row[2]), times, float(row[4])) if len(row) > 4 else (str(row[2]), times)
-        )
+    rows = iter(parsed)
+    if parsed and parsed[0] and isinstance(parsed[0][0], int):  # the lifetime totals, first if present
+        state.lifetime = Lifetime(*next(rows))
+    # [kind, item, category, times] and, when an event carried one, its value: as dump_state wrote
+    # them, so orjson's strings and integers are taken as they come (this runs per user per batch)
+    for row in rows:
+        state[(row[0], row[1])] = (row[2], row[3], float(row[4])) if len(row) > 4 else (row[2], row[3])
     return state

@@ -20,6 +20,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 from aggregator.item_history import KIND_OF_EVENT, UserHistory
 from schemas.events import Event
@@ -95,14 +96,15 @@ def add_user_events(
     for t_s, kind, item in timed:
         if t_s - last_s > settings.session_gap_s:
             session = {}  # a new session
-        last_s = max(last_s, t_s)
+        if t_s > last_s:
+            last_s = t_s
         if item in session:  # seen in this session already: only its place (most recent last) changes
             del session[item]
             session[item] = t_s
             continue
         score = settings.weight(kind) * decayed(t_s, settings)
         into.items[item] += score
-        for other in list(session)[-settings.neighbours :]:
+        for other in islice(reversed(session), settings.neighbours):  # the most recent, without a copy
             into.pairs[pair_field(item, other)] += score
         session[item] = t_s
 

@@ -126,7 +126,8 @@ def test_lifetime_totals_count_every_event_and_outlive_the_windows() -> None:
 
 
 def test_revenue_that_no_profile_could_carry_saturates_instead_of_failing_the_batch() -> None:
-    state = UserHistory(lifetime=Lifetime(1, 1, purchases=7, revenue_cents=2**53 - 100))
+    state = UserHistory()
+    state.lifetime = Lifetime(1, 1, purchases=7, revenue_cents=2**53 - 100)
     add_events(state, [purchase("a", 1, 1e9), purchase("b", 2, 1e9)], SETTINGS)  # VALUE_MAX each
     assert state.lifetime is not None
     assert state.lifetime.purchases == 9 and state.lifetime.revenue_cents == 2**53 - 1
