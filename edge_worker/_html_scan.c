@@ -90,6 +90,39 @@ static inline const char *raw_text_name_at(const unsigned char *b, Py_ssize_t i,
     return NULL;
 }
 
+/* Where an attribute's name and value lie, and where the attribute ends. */
+typedef struct {
+    Py_ssize_t key_end, value_start, value_end, end;
+} Attribute;
+
+/* The attribute whose name begins at b[j] (a byte that can begin one): its name up to a byte that
+ * ends one, then an optional value, taken whole or not at all (a quoted value without its closing
+ * quote is no value; the attribute then ends with its name). */
+static inline Attribute attribute_at(const unsigned char *b, Py_ssize_t j, Py_ssize_t end) {
+    Py_ssize_t k = j + 1;
+    while (k < end && !(classes[b[k]] & ATTR_END)) k++;
+    Attribute a = {k, k, k, k}; /* no value: "" */
+    Py_ssize_t m = k;
+    while (m < end && (classes[b[m]] & WS)) m++;
+    if (m < end && b[m] == '=') {
+        m++;
+        while (m < end && (classes[b[m]] & WS)) m++;
+        if (m < end && (b[m] == '"' || b[m] == '\'')) {
+            const unsigned char *q = memchr(b + m + 1, b[m], (size_t)(end - m - 1));
+            if (q != NULL) {
+                a.value_start = m + 1, a.value_end = q - b;
+                a.end = a.value_end + 1;
+            }
+        } else if (m < end && !(classes[b[m]] & VALUE_NOT_FIRST)) {
+            a.value_start = m;
+            m++;
+            while (m < end && !(classes[b[m]] & VALUE_END)) m++;
+            a.value_end = a.end = m;
+        }
+    }
+    return a;
+}
+
 /* The end of the start tag whose attributes begin at b[i] (after its name), or -1. With
  * `ordinary`, an attribute named data-pz-slot ends the attributes there (and so fails the tag). */
 static Py_ssize_t tag_rest(const unsigned char *b, Py_ssize_t i, Py_ssize_t end, int ordinary) {
@@ -100,23 +133,7 @@ static Py_ssize_t tag_rest(const unsigned char *b, Py_ssize_t i, Py_ssize_t end,
             (ordinary && (b[j] | 0x20) == 'd' && WORD_AT(b, j, end, "data-pz-slot", ATTR_END))) {
             break;
         }
-        Py_ssize_t k = j + 1;
-        while (k < end && !(classes[b[k]] & ATTR_END)) k++;
-        Py_ssize_t m = k; /* an optional value, taken whole or not at all */
-        while (m < end && (classes[b[m]] & WS)) m++;
-        if (m < end && b[m] == '=') {
-            m++;
-            while (m < end && (classes[b[m]] & WS)) m++;
-            if (m < end && (b[m] == '"' || b[m] == '\'')) {
-                const unsigned char *q = memchr(b + m + 1, b[m], (size_t)(end - m - 1));
-                if (q != NULL) k = (q - b) + 1;
-            } else if (m < end && !(classes[b[m]] & VALUE_NOT_FIRST)) {
-                m++;
-                while (m < end && !(classes[b[m]] & VALUE_END)) m++;
-                k = m;
-            }
-        }
-        i = k;
+        i = attribute_at(b, j, end).end;
     }
     while (i < end && (classes[b[i]] & GAP)) i++;
     return (i < end && b[i] == '>') ? i + 1 : -1;
@@ -280,27 +297,8 @@ static PyObject *parse_start_tag(PyObject *module, PyObject *const *args, Py_ssi
         }
         if (j >= end || (classes[b[j]] & ATTR_NOT_FIRST)) break; /* INCOMPLETE, as the spec says */
         Py_ssize_t key_start = j;
-        Py_ssize_t k = j + 1;
-        while (k < end && !(classes[b[k]] & ATTR_END)) k++;
-        Py_ssize_t key_end = k, value_start = k, value_end = k; /* no value: "" */
-        Py_ssize_t m = k;
-        while (m < end && (classes[b[m]] & WS)) m++;
-        if (m < end && b[m] == '=') {
-            m++;
-            while (m < end && (classes[b[m]] & WS)) m++;
-            if (m < end && (b[m] == '"' || b[m] == '\'')) {
-                const unsigned char *q = memchr(b + m + 1, b[m], (size_t)(end - m - 1));
-                if (q != NULL) {
-                    value_start = m + 1, value_end = q - b;
-                    k = value_end + 1;
-                }
-            } else if (m < end && !(classes[b[m]] & VALUE_NOT_FIRST)) {
-                value_start = m;
-                m++;
-                while (m < end && !(classes[b[m]] & VALUE_END)) m++;
-                value_end = k = m;
-            }
-        }
+        Attribute a = attribute_at(b, j, end);
+        Py_ssize_t key_end = a.key_end, value_start = a.value_start, value_end = a.value_end, k = a.end;
         if (k == end) break; /* the attribute may go on past what has arrived */
         char small[64];
         Py_ssize_t key_length = key_end - key_start;
