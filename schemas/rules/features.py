@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Mapping
 
-from schemas.profiles import EVENT_KINDS, ItemHistory, Profile
+from schemas.profiles import EVENT_KINDS, ItemHistory, Lifetime, Profile
 from schemas.rules.periods import PERIOD_STARTS, period_starts
 
 NEVER_S = 10 * 365 * 86_400  # since_last() of something that never happened
@@ -134,19 +134,22 @@ class Facts:
             self.memo[within_s] = found
         return found  # type: ignore[return-value]
 
+    def _totals(self) -> Lifetime | None:
+        return self.profile.lifetime if self.profile is not None else None
+
     def lifetime(self, kind: str) -> int:
         """Events of that kind since the user was first seen: the lifetime totals, 0 without them."""
-        totals = self.profile.lifetime if self.profile is not None else None
+        totals = self._totals()
         if totals is None:
             return 0
         return totals.views if kind == "view" else totals.carts if kind == "cart" else totals.purchases
 
     def lifetime_revenue(self) -> float:
-        totals = self.profile.lifetime if self.profile is not None else None
+        totals = self._totals()
         return 0.0 if totals is None else totals.revenue_cents / 100
 
     def since_first_seen(self) -> int:
-        totals = self.profile.lifetime if self.profile is not None else None
+        totals = self._totals()
         return 0 if totals is None else max(0, self.now_s - totals.first_seen_s)
 
     def since_last(self, kind: str) -> int:
@@ -186,7 +189,7 @@ class Facts:
     @property
     def new_visitor(self) -> bool:
         """Nothing known about this user: no event in the windows, no lifetime totals."""
-        return not self._index.times and (self.profile is None or self.profile.lifetime is None)
+        return not self._index.times and self._totals() is None
 
     @property
     def bot_suspect(self) -> bool:
