@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -31,6 +32,7 @@ from schemas.topics import EVENT_TOPICS
 
 log = logging.getLogger("pz.aggregator")
 _MAX_WAIT_MS = 60_000
+_PING_TIMEOUT_S = 1.0
 
 
 def _parse_since(text: str) -> dict[int, int]:
@@ -108,25 +110,36 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        checks = {
-            "pipeline": request.app.state.pipeline.running,
-            "assigned": request.app.state.pipeline.assigned,
-        }
+        """Ready only while the state it serves is whole and moving: partitions owned, none stalled,
+        none being rebuilt after a state loss, Redis answering."""
+        pipeline: Pipeline = request.app.state.pipeline
         try:
-            checks["redis"] = bool(await request.app.state.redis.ping())
-        except redis.RedisError:
-            checks["redis"] = False
+            redis_ok = bool(await asyncio.wait_for(request.app.state.redis.ping(), _PING_TIMEOUT_S))
+        except (redis.RedisError, OSError, TimeoutError):
+            redis_ok = False
         latest = request.app.state.snapshots.latest
-        checks["snapshot"] = latest is not None
+        stalled = [f"{tp.topic}/{tp.partition}" for tp in pipeline.watch.stalled()]
+        checks = {
+            "pipeline": pipeline.running,
+            "assigned": pipeline.assigned,
+            "redis": redis_ok,
+            "progress": not stalled,
+            "state": not pipeline.rebuilding,
+            "snapshot": latest is not None,
+        }
+        ready = all(checks.values())
         return JSONResponse(
             {
-                "ready": all(checks.values()),
+                "ready": ready,
                 "checks": checks,
+                "partitions": pipeline.owned,
+                "stalled": stalled,
+                "rebuilding": sorted(pipeline.rebuilding),
                 "snapshot_id": latest.snapshot_id if latest is not None else None,
                 "rules_version": rules.current.version,
                 "rules_origin": rules.origin,
             },
-            status_code=200 if all(checks.values()) else 503,
+            status_code=200 if ready else 503,
         )
 
     async def metrics_endpoint(request: Request) -> Response:

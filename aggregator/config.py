@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ class AggregatorConfig:
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
     group_id: str = "pz-aggregator"
+    # The name this process owns partitions under (aggregator/ownership.py): a process restarted under
+    # the same name takes its partitions back at once. Empty: host name and HTTP port.
+    member_name: str = ""
+    lease_ms: int = 3_000  # partitions of a member that vanished wait this long for another
+    stall_after_s: float = 30.0  # records beyond the offset and no progress this long: stalled
     http_host: str = "127.0.0.1"
     http_port: int = 8090
     window_s: int = 600  # views are kept this long
@@ -51,6 +57,10 @@ class AggregatorConfig:
     anomalies: AnomalySettings = AnomalySettings()
     rate_alarms: RateAlarmSettings = RateAlarmSettings()
 
+    @property
+    def member(self) -> str:
+        return self.member_name or f"{socket.gethostname()}:{self.http_port}"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AggregatorConfig:
         e = os.environ if env is None else env
@@ -59,6 +69,9 @@ class AggregatorConfig:
             kafka_bootstrap=env_str(e, "PZ_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
             redis_url=env_str(e, "PZ_REDIS_URL", d.redis_url),
             group_id=env_str(e, "PZ_AGGREGATOR_GROUP", d.group_id),
+            member_name=env_str(e, "PZ_AGGREGATOR_MEMBER", d.member_name),
+            lease_ms=env_int(e, "PZ_LEASE_MS", d.lease_ms, minimum=500, maximum=600_000),
+            stall_after_s=env_float(e, "PZ_STALL_AFTER_S", d.stall_after_s, minimum=1.0),
             http_host=env_str(e, "PZ_AGGREGATOR_HOST", d.http_host),
             http_port=env_int(e, "PZ_AGGREGATOR_PORT", d.http_port, maximum=65535),
             window_s=env_int(e, "PZ_VIEW_WINDOW_S", d.window_s, minimum=1),

@@ -39,6 +39,7 @@ FENCED_COMMITS = Counter(
     "Commits refused because another member committed the partition first",
 )
 DELTAS = Counter("pz_aggregator_deltas_total", "Delta batches published")
+COMMITS = Counter("pz_aggregator_commits_total", "Partition batches committed to Redis (state + offsets)")
 BATCH_SECONDS = Histogram(
     "pz_aggregator_batch_seconds",
     "Time to process one consumed batch",
@@ -50,3 +51,21 @@ ASSIGNED_PARTITIONS = Gauge("pz_aggregator_assigned_partitions", "Partitions thi
 RULES_INFO = Gauge("pz_aggregator_rules_info", "The rules in force (value 1)", ["version", "origin"])
 RULES_REJECTED = Counter("pz_aggregator_rules_rejected_total", "Rules refused as invalid", ["source"])
 INVENTORY_REJECTED = Counter("pz_aggregator_inventory_rejected_total", "Inventory files refused as invalid")
+STALLED_PARTITIONS = Gauge(
+    "pz_aggregator_stalled_partitions",
+    "Owned topic-partitions with records beyond the committed offset and no progress for PZ_STALL_AFTER_S",
+)
+STALLS = Counter("pz_aggregator_stalls_total", "Times a topic-partition was found stalled", ["topic"])
+STALL_RECOVERIES = Counter(
+    "pz_aggregator_stall_recoveries_total", "Recovery actions on stalled partitions", ["action"]
+)
+STATE_RESETS = Counter(
+    "pz_aggregator_state_resets_total",
+    "Partitions found with their Redis state lost (no position although deltas were published), rebuilt",
+    ["partition"],
+)
+STATE_ROLLBACKS = Counter(
+    "pz_aggregator_state_rollbacks_total",
+    "Positions found older in Redis than this process committed (Redis lost its latest writes), replayed",
+)
+DEPENDENCY_UP = Gauge("pz_aggregator_dependency_up", "1 while the dependency answers", ["dependency"])

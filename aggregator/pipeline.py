@@ -3,12 +3,19 @@
 Per partition and per consumed batch: decode (poison records go to the dead-letter topic), update
 the users' windows, publish one signed delta batch, then write state + offsets + delta sequence in
 one atomic, fenced Redis step. A crash between the publish and the commit replays the batch under a
-new sequence number (numbers are reserved in Redis before publishing), carrying the same profiles.
+new sequence number (numbers are reserved in Redis before publishing, and kept above the newest on
+`pz.deltas`, see delta_log), carrying the same profiles.
 
-A rebalance lets the batch in flight finish before the partitions go; a commit that lands too late
-anyway (a member paused past its session) is fenced off in Redis and rewound, never applied twice.
-An unexpected error in one partition's batch is logged and rewound like a Redis failure: the loop
-itself never dies while the process keeps heartbeating and holding partitions.
+Which process works on which partition is decided by leases in Redis (ownership), between batches;
+a commit that lands after its partition moved on anyway is fenced off in Redis and rewound, never
+applied twice. After any failed batch the partition's position is read back from Redis and the
+consumer sought there: Redis, not this process's memory, is the record of what was applied. A
+position that Redis no longer has although deltas were published for the partition means the state
+was lost (a wipe, a restart without persistence): that is said loudly (log, metric, readiness) and the
+partition is rebuilt from the oldest records the topics still hold. Every owned topic-partition's
+progress is watched (progress): one with records beyond its offset that does not move for
+`stall_after_s` is logged, counted, makes the process not ready, and is sought again, then given a new
+consumer. The loop itself never dies while the process holds partitions.
 """
 
 from __future__ import annotations
@@ -22,43 +29,37 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from aggregator import metrics
 from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
+from aggregator.delta_log import PublishedDeltas
 from aggregator.event_rates import RateMonitor
 from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.item_model import CoOccurrence, add_user_events
+from aggregator.log_limits import RateLimitedLog
+from aggregator.ownership import OwnershipSettings, PartitionLeases
+from aggregator.progress import ProgressWatch
 from aggregator.state_store import CommitFenced, PartitionCommit, PartitionPosition, StateStore
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import DeltaBatch, encode_delta
 from schemas.events import Event
 from schemas.rules import RuleSet, default_rules
 from schemas.rules.horizons import horizons
-from schemas.signing import seal
+from schemas.signing import seal, verifier_for
 from schemas.topics import DELTAS_TOPIC, DLQ_TOPIC, EVENT_TOPIC_PREFIX, EVENT_TOPICS, INTERACTION_TYPES
 
 log = logging.getLogger("pz.aggregator.pipeline")
 default_rules_once = cache(default_rules)
 _RETRY_BACKOFF_S = 0.5
-_DRAIN_TIMEOUT_S = 10.0  # a rebalance waits this long for the batch in flight; the fence covers the rest
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
-
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        self._pipeline.forget(revoked)
-        await self._pipeline.drain()
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        await self._pipeline.restore(assigned)
+_DRAIN_TIMEOUT_S = 10.0
+_OWNERSHIP_TICK_S = 0.5  # leases are renewed this often (they last config.lease_ms)
+_WATCH_TICK_S = 1.0
+_BROKER_TIMEOUT_S = 3.0  # a list-offsets call that takes longer counts as the broker not answering
 
 
 def _log_end(task: asyncio.Task[None]) -> None:
@@ -66,9 +67,16 @@ def _log_end(task: asyncio.Task[None]) -> None:
         log.critical("the consume loop has stopped", exc_info=error)
 
 
+def _tps(partitions: Iterable[int]) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(partitions) for topic in EVENT_TOPICS]
+
+
 class Pipeline:
     def __init__(
-        self, config: AggregatorConfig, store: StateStore, rules: Callable[[], RuleSet] = default_rules_once
+        self,
+        config: AggregatorConfig,
+        store: StateStore,
+        rules: Callable[[], RuleSet] = default_rules_once,
     ) -> None:
         self._config = config
         self._store = store
@@ -87,47 +95,91 @@ class Pipeline:
         self._anomalies = config.anomalies
         self.rates = RateMonitor(config.rate_alarms, INTERACTION_TYPES)
         self._rates_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._positions: dict[int, PartitionPosition] = {}
+        # Where a partition with no stored offset started (the oldest record its topics held).
+        self._start_offsets: dict[TopicPartition, int] = {}
         # Partitions whose last commit failed: whether Redis applied it is unknown (the reply may be
         # what was lost), so their position is read back from Redis before anything else.
         self._uncertain: set[int] = set()
+        # The newest delta sequence number published per partition (by this process or, as read from
+        # pz.deltas, by any before it): the next one is above it whatever Redis remembers.
+        self._published_seq: dict[int, int] = {}
+        # Partitions being rebuilt after a state loss -> the log ends to reach before they are whole.
+        self.rebuilding: dict[int, dict[str, int]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._deltas: PublishedDeltas | None = None
+        self._leases: PartitionLeases | None = None
+        self._partition_count = 0
         self._task: asyncio.Task[None] | None = None
+        self.watch = ProgressWatch(config.stall_after_s)
+        self._recover: list[TopicPartition] = []  # stalled, to be sought again by the loop
+        self._sought_once: set[TopicPartition] = set()  # stalled again after a seek: a new consumer
+        self._throttled = RateLimitedLog(log)
+        self.redis_ok = True
+        self.broker_ok = True
         self._idle = asyncio.Event()
         self._idle.set()
-        self.assigned = False
+
+    @property
+    def assigned(self) -> bool:
+        """Whether this process owns at least one partition."""
+        return bool(self._positions)
+
+    @property
+    def owned(self) -> list[int]:
+        return sorted(self._positions)
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        # No consumer group: partitions are assigned by the leases (ownership explains why).
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._config.kafka_bootstrap,
+            enable_auto_commit=False,  # offsets live in Redis, committed with the state
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._config.fetch_max_wait_ms,
+        )
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self._config.kafka_bootstrap, acks="all", linger_ms=0
         )
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._config.kafka_bootstrap,
-            group_id=self._config.group_id,
-            enable_auto_commit=False,  # offsets live in Redis, committed with the state
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._config.fetch_max_wait_ms,
-            session_timeout_ms=self._config.session_timeout_ms,
-            heartbeat_interval_ms=max(300, self._config.session_timeout_ms // 5),
-            # co-partitioning: partition p of every event topic goes to the same member
-            partition_assignment_strategy=(RangePartitionAssignor,),
+        self._partition_count = len(await self._producer.partitions_for(EVENT_TOPICS[0]))
+        self._deltas = PublishedDeltas(
+            self._config.kafka_bootstrap,
+            verifier_for(self._config.signing_key),
+            self._config.fetch_max_wait_ms,
         )
-        self._consumer.subscribe(list(EVENT_TOPICS), listener=_Rebalance(self))
+        await self._deltas.start()
+        self._leases = PartitionLeases(
+            self._store.client,
+            OwnershipSettings(self._config.member, self._config.group_id, self._config.lease_ms),
+            self._partition_count,
+        )
+        self._consumer = self._new_consumer()
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name="pz-aggregator-pipeline")
         self._task.add_done_callback(_log_end)
         self._rates_task = asyncio.create_task(self._tick_rates(), name="pz-aggregator-event-rates")
+        self._watch_task = asyncio.create_task(self._watch(), name="pz-aggregator-progress")
 
     async def stop(self) -> None:
-        """Graceful: the batch in flight is committed first (within the drain timeout), then the
-        loop stops before it takes another; what was not committed is consumed again by the next owner."""
+        """Graceful: the batch in flight is committed first, then the loop stops before it takes
+        another and the leases are given back, so that another member takes over at once."""
         await cancel_and_wait(self._rates_task)
+        await cancel_and_wait(self._watch_task)
         await self.drain()
         await cancel_and_wait(self._task)  # no await in between: the loop cannot start another batch
+        if self._leases is not None:
+            try:
+                await self._leases.release_all()
+            except RedisError:
+                pass  # they expire on their own
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._deltas is not None:
+            await self._deltas.stop()
         if self._producer is not None:
             await self._producer.stop()
 
@@ -135,38 +187,114 @@ class Pipeline:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def forget(self, revoked: Iterable[TopicPartition]) -> None:
-        """Stop working on revoked partitions: batches from now on skip them, and a batch in flight
-        keeps its result to itself (its commit is fenced if the next owner got there first)."""
-        for tp in revoked:
-            self._positions.pop(tp.partition, None)
-            self._uncertain.discard(tp.partition)
+    def forget(self, revoked: Iterable[int]) -> None:
+        """Stop working on partitions this process no longer owns."""
+        for partition in revoked:
+            self._positions.pop(partition, None)
+            self._uncertain.discard(partition)
+            self.rebuilding.pop(partition, None)
+            tps = _tps([partition])
+            self.watch.forget(tps)
+            for tp in tps:
+                self._start_offsets.pop(tp, None)
+                self._sought_once.discard(tp)
+                try:
+                    metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
+                except KeyError:
+                    pass  # never reported
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
         self.rates.reset()
 
-    async def drain(self) -> None:
-        """Wait for the batch in flight, so that the next owner starts from its commit."""
+    async def _rebalance(self) -> None:
+        """Take, renew and give back leases; make the consumer's assignment follow."""
+        assert self._leases is not None and self._consumer is not None
         try:
-            await asyncio.wait_for(self._idle.wait(), _DRAIN_TIMEOUT_S)
-        except TimeoutError:
-            log.warning("went ahead (rebalance or stop) with a batch still in flight")
+            change = await self._leases.tick()
+        except (RedisError, OSError) as exc:
+            self._redis_failed("partition leases", exc)
+            return
+        if not change.gained and not change.lost:
+            return
+        self.forget(change.lost)
+        self._consumer.assign(_tps(change.owned))
+        for partition in change.owned - change.gained:  # assign() forgets every position: seek again
+            await self._seek(partition, self._positions[partition])
+        try:
+            await self.restore(change.gained)
+        except (RedisError, KafkaError, OSError) as exc:
+            # Taken but not restored: given up here, so that the next tick takes and restores again.
+            self._throttled.warning("restore", "restoring partitions failed; retrying", error=repr(exc))
+            self.forget(change.gained)
+            self._leases.owned = self._leases.owned - change.gained
+            self._consumer.assign(_tps(self._positions))
+            for partition, position in self._positions.items():
+                await self._seek(partition, position)
+            return
+        log.info(
+            "partitions owned",
+            extra={
+                "partitions": sorted(self._positions),
+                "gained": sorted(change.gained),
+                "lost": sorted(change.lost),
+                "members": list(change.members),
+            },
+        )
 
-    async def restore(self, assigned: Iterable[TopicPartition]) -> None:
-        """Seek every assigned partition to the offset stored with its state."""
+    async def restore(self, partitions: Iterable[int]) -> None:
+        """Seek every topic of each partition to the offset stored with its state."""
+        assert self._deltas is not None
+        for partition in sorted(partitions):
+            position = await self._store.load_position(partition)
+            published = max(self._published_seq.get(partition, 0), await self._deltas.last_seq(partition))
+            self._published_seq[partition] = published
+            if position.fresh and published:
+                await self._state_lost(partition, published)
+            self._positions[partition] = position
+            await self._seek(partition, position)
+        metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
+        self.rates.reset()
+
+    async def _seek(self, partition: int, position: PartitionPosition) -> None:
         assert self._consumer is not None
-        tps = list(assigned)
-        for partition in {tp.partition for tp in tps}:
-            self._positions[partition] = await self._store.load_position(partition)
-        for tp in tps:
-            offset = self._positions[tp.partition].offsets.get(tp.topic)
+        for tp in _tps([partition]):
+            offset = position.offsets.get(tp.topic)
             if offset is None:
                 await self._consumer.seek_to_beginning(tp)
+                self._start_offsets[tp] = await self._consumer.position(tp)
             else:
                 self._consumer.seek(tp, offset)
-        self.assigned = True
-        metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
-        self.rates.reset()
-        log.info("partitions assigned", extra={"partitions": sorted(self._positions)})
+
+    async def _state_lost(self, partition: int, published_seq: int) -> None:
+        """Redis holds no position for a partition that deltas were published for: its state was lost.
+        Rebuilt from the oldest records the topics still hold; said how far back that reaches."""
+        assert self._consumer is not None
+        tps = _tps([partition])
+        oldest = await self._consumer.beginning_offsets(tps)
+        ends = await self._consumer.end_offsets(tps)
+        self.rebuilding[partition] = {tp.topic: ends[tp] for tp in tps}
+        metrics.STATE_RESETS.labels(str(partition)).inc()
+        gone = {tp.topic: oldest[tp] for tp in tps if oldest[tp] > 0}
+        log.error(
+            "state lost: Redis has no position for a partition whose deltas were published (a wipe, or "
+            "a restart without persistence); rebuilding it from the retained log",
+            extra={
+                "partition": partition,
+                "last_published_seq": published_seq,
+                "rebuild_from_offsets": {tp.topic: oldest[tp] for tp in tps},
+                "events_beyond_retention": gone or "none: the log holds every event",
+            },
+        )
+
+    def _redis_failed(self, what: str, exc: BaseException) -> None:
+        self.redis_ok = False
+        metrics.DEPENDENCY_UP.labels("redis").set(0)
+        self._throttled.warning("redis", "Redis is not answering", during=what, error=repr(exc))
+
+    def _redis_answered(self) -> None:
+        if not self.redis_ok:
+            log.info("Redis answers again")
+        self.redis_ok = True
+        metrics.DEPENDENCY_UP.labels("redis").set(1)
 
     async def _tick_rates(self) -> None:
         """Every tick: event rates and their alarms, and how much memory the state takes in Redis."""
@@ -183,9 +311,17 @@ class Pipeline:
                 pass  # the batches report Redis failures; a missed reading is not news
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        next_tick_s = 0.0
         while True:
-            batch = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
+            if time.monotonic() >= next_tick_s:
+                await self._rebalance()
+                await self._recover_stalled()
+                next_tick_s = time.monotonic() + _OWNERSHIP_TICK_S
+            if not self._positions:
+                await asyncio.sleep(_OWNERSHIP_TICK_S)
+                continue
+            assert self._consumer is not None
+            batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
             if not batch:
                 continue
             self._idle.clear()
@@ -194,9 +330,102 @@ class Pipeline:
             finally:
                 self._idle.set()
 
+    async def drain(self) -> None:
+        """Wait for the batch in flight (bounded: the fence covers a commit that comes later)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), _DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("stopping with a batch still in flight")
+
+    async def _watch(self) -> None:
+        """Every tick: each owned topic-partition's committed offset against its log end."""
+        while True:
+            await asyncio.sleep(_WATCH_TICK_S)
+            await self.check_progress()
+
+    async def check_progress(self) -> None:
+        assert self._consumer is not None
+        tps = _tps(self._positions)
+        listed: dict[TopicPartition, int] = {}
+        if tps:
+            try:
+                listed = await asyncio.wait_for(self._consumer.end_offsets(tps), _BROKER_TIMEOUT_S)
+                self.broker_ok = True
+                metrics.DEPENDENCY_UP.labels("kafka").set(1)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self.broker_ok = False
+                metrics.DEPENDENCY_UP.labels("kafka").set(0)
+                self._throttled.warning("kafka", "the broker does not answer list-offsets", error=repr(exc))
+        now_s = time.monotonic()
+        for tp in tps:
+            position = self._positions.get(tp.partition)
+            if position is None:
+                continue
+            committed = position.offsets.get(tp.topic, self._start_offsets.get(tp, 0))
+            log_end = max(self._consumer.highwater(tp) or 0, listed.get(tp, 0))
+            progress = self.watch.observe(tp, committed, log_end, now_s)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(progress.lag)
+        for partition, ends in list(self.rebuilding.items()):
+            position = self._positions.get(partition)
+            if position is not None and all(position.offsets.get(t, 0) >= end for t, end in ends.items()):
+                del self.rebuilding[partition]
+                log.warning(
+                    "partition rebuilt from the log after the state loss", extra={"partition": partition}
+                )
+        for stalled in self.watch.newly_stalled(now_s):
+            metrics.STALLS.labels(stalled.tp.topic).inc()
+            log.error(
+                "partition stalled: records beyond the committed offset and no progress",
+                extra={
+                    "topic": stalled.tp.topic,
+                    "partition": stalled.tp.partition,
+                    "committed": stalled.committed,
+                    "log_end": stalled.log_end,
+                    "idle_s": round(stalled.idle_s, 1),
+                    "fetch_position": self._position_of(stalled.tp),
+                    "redis_ok": self.redis_ok,
+                },
+            )
+            self._recover.append(stalled.tp)
+        metrics.STALLED_PARTITIONS.set(len(self.watch.stalled()))
+
+    def _position_of(self, tp: TopicPartition) -> int | None:
+        assert self._consumer is not None
+        try:
+            return int(self._consumer._subscription.assignment.state_value(tp).position)  # noqa: SLF001
+        except (AttributeError, TypeError, KeyError):
+            return None
+
+    async def _recover_stalled(self) -> None:
+        """First a seek back to the committed offset; stalled again, a new consumer altogether."""
+        if not self._recover:
+            return
+        stalled, self._recover = self._recover, []
+        assert self._consumer is not None
+        again = [tp for tp in stalled if tp in self._sought_once]
+        if again:
+            metrics.STALL_RECOVERIES.labels("new_consumer").inc()
+            log.error(
+                "stalled after a seek too: replacing the consumer",
+                extra={"partitions": [str(t) for t in again]},
+            )
+            await self._consumer.stop()
+            self._consumer = self._new_consumer()
+            await self._consumer.start()
+            self._consumer.assign(_tps(self._positions))
+            for partition, position in self._positions.items():
+                await self._seek(partition, position)
+            self._sought_once.clear()
+        else:
+            metrics.STALL_RECOVERIES.labels("seek").inc()
+            for tp in stalled:
+                if (current := self._positions.get(tp.partition)) is not None:
+                    await self._seek(tp.partition, current)
+                    self._sought_once.add(tp)
+        self.watch.restart_clock(stalled, time.monotonic())
+
     async def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
-        self._record_lag(batch)
         by_partition: dict[int, list[tuple[TopicPartition, list[Any]]]] = defaultdict(list)
         for tp, records in batch.items():
             by_partition[tp.partition].append((tp, records))
@@ -228,9 +457,13 @@ class Pipeline:
             )
         except (RedisError, KafkaError, OSError) as exc:
             metrics.BATCH_FAILURES.inc()
-            log.warning(
+            if isinstance(exc, RedisError | OSError):
+                self._redis_failed("a batch", exc)
+            self._throttled.warning(
+                f"batch-{type(exc).__name__}",
                 "batch failed; rewinding to the committed offsets",
-                extra={"partition": partition, "error": repr(exc)},
+                partition=partition,
+                error=repr(exc),
             )
         except Exception:
             metrics.BATCH_FAILURES.inc()
@@ -248,14 +481,34 @@ class Pipeline:
                 self._consumer.seek(tp, committed.offsets.get(tp.topic, records[0].offset))
         await asyncio.sleep(_RETRY_BACKOFF_S)
 
+    async def _reload(self, partition: int) -> None:
+        """After a failed batch: Redis's position is the truth, whatever this process remembers.
+        Less than remembered: Redis lost its latest writes (restarted), so the records are replayed
+        from its offsets; nothing at all although deltas went out: the state is lost and rebuilt."""
+        remembered = self._positions[partition]
+        reloaded = await self._store.load_position(partition)
+        self._redis_answered()
+        if partition not in self._positions:
+            return  # revoked while the position was read back
+        published = self._published_seq.get(partition, 0)
+        if reloaded.fresh and (remembered.commits or published):
+            await self._state_lost(partition, published)
+        elif reloaded.commits < remembered.commits:
+            metrics.STATE_ROLLBACKS.inc()
+            log.warning(
+                "Redis holds an older position than this process committed (restarted without its "
+                "latest writes?); replaying from Redis's offsets",
+                extra={"partition": partition, "commits": reloaded.commits, "remembered": remembered.commits},
+            )
+        self._positions[partition] = reloaded
+        self._uncertain.discard(partition)
+        await self._seek(partition, reloaded)
+
     async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self._producer is not None
         if partition in self._uncertain:
-            reloaded = await self._store.load_position(partition)
-            if partition not in self._positions:
-                return  # revoked while the position was read back
-            self._positions[partition] = reloaded
-            self._uncertain.discard(partition)
+            await self._reload(partition)
+            return  # these records were fetched from the position before the reload
         current = self._positions[partition]
         position = PartitionPosition(
             dict(current.offsets), current.seq, current.delta_offset, current.commits, current.watermark_s
@@ -310,18 +563,10 @@ class Pipeline:
         await self._store.commit(
             PartitionCommit(partition, states, item_views, item_categories, position, together)
         )
+        metrics.COMMITS.inc()
+        self._redis_answered()
         if partition in self._positions:  # not revoked meanwhile
             self._positions[partition] = position
-
-    def _record_lag(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Lag from the high-water mark in fetch responses (tansu's end-offset answers are wrong
-        after multi-record batches, see DESIGN.md; fetch responses are right on every broker)."""
-        assert self._consumer is not None
-        for tp, records in batch.items():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None and records:
-                lag = max(0, highwater - records[-1].offset - 1)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _window_settings(self) -> WindowSettings:
         """The configured horizons, stretched to the longest window the rules in force look at."""
@@ -350,7 +595,9 @@ class Pipeline:
             if not state.forgotten
         ]
         deletes = [key for key, state in states.items() if state.forgotten]
-        position.seq = await self._store.reserve_seq(partition, position.seq)
+        floor = max(position.seq, self._published_seq.get(partition, 0))
+        position.seq = await self._store.reserve_seq(partition, floor)
+        self._published_seq[partition] = position.seq
         batch = DeltaBatch(
             partition=partition, seq=position.seq, created_ms=now_ms, upserts=upserts, deletes=deletes
         )

@@ -98,6 +98,11 @@ class PartitionPosition:
     commits: int = 0  # commits of this partition so far: the fence a commit must name to apply
     watermark_s: int = 0  # newest event time applied: what expiry and lateness are judged against
 
+    @property
+    def fresh(self) -> bool:
+        """Nothing was ever committed for the partition (or Redis lost it)."""
+        return self.commits == 0 and not self.offsets
+
 
 @dataclass(slots=True)
 class PartitionCommit:
@@ -116,6 +121,10 @@ class StateStore:
         self._commit = client.register_script(_COMMIT)
         self._reserve = client.register_script(_RESERVE)
         self._prune = client.register_script(_PRUNE)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._redis
 
     async def load_position(self, partition: int) -> PartitionPosition:
         raw = cast(dict[bytes, bytes], await self._redis.hgetall(f"{_tag(partition)}:pos"))
