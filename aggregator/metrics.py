@@ -69,3 +69,8 @@ STATE_ROLLBACKS = Counter(
     "Positions found older in Redis than this process committed (Redis lost its latest writes), replayed",
 )
 DEPENDENCY_UP = Gauge("pz_aggregator_dependency_up", "1 while the dependency answers", ["dependency"])
+LOG_TRUNCATIONS = Counter(
+    "pz_aggregator_log_truncations_total",
+    "Topic-partitions whose log was found ending below the committed offset (broker lost records)",
+    ["topic"],
+)

@@ -481,6 +481,23 @@ class Pipeline:
                 self._consumer.seek(tp, committed.offsets.get(tp.topic, records[0].offset))
         await asyncio.sleep(_RETRY_BACKOFF_S)
 
+    def _log_truncated(self, tp: TopicPartition, stored: int, first: int) -> bool:
+        """Records from before the committed offset, from a log that now ends below it: the broker lost
+        records (the embedded broker restarted: it keeps them in memory only) or the topic was made
+        anew. Skipping ahead to the old offset would silently drop the new log's records."""
+        assert self._consumer is not None
+        highwater = self._consumer.highwater(tp)
+        if highwater is None or highwater >= stored:
+            return False
+        metrics.LOG_TRUNCATIONS.labels(tp.topic).inc()
+        log.error(
+            "the broker's log ends below the committed offset: it lost records (restarted without "
+            "storage?) or the topic was made anew; consuming the log as it is now from its start",
+            extra={"topic": tp.topic, "partition": tp.partition, "committed": stored, "log_end": highwater},
+        )
+        self.watch.forget([tp])
+        return first < int(highwater)
+
     async def _reload(self, partition: int) -> None:
         """After a failed batch: Redis's position is the truth, whatever this process remembers.
         Less than remembered: Redis lost its latest writes (restarted), so the records are replayed
@@ -519,7 +536,9 @@ class Pipeline:
         watermark_s = current.watermark_s  # lateness is judged against the batches before this one
         for tp, records in parts:
             stored = current.offsets.get(tp.topic, 0)
-            if records and records[0].offset < stored:
+            if records and records[0].offset < stored and self._log_truncated(tp, stored, records[0].offset):
+                stored = records[0].offset  # the new log is consumed from its start
+            elif records and records[0].offset < stored:
                 # Already applied (a reset raced our seek, or a broker redelivered): the offsets stored
                 # with the state are the truth, so skip ahead instead of counting twice.
                 assert self._consumer is not None

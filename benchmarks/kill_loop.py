@@ -77,13 +77,15 @@ class _Load:
         self.accepted = 0
         self.failed = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Ends after the tick in flight, so that every record sent is acknowledged and counted."""
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
     def _acked(self, event: Event, topic: str, partition: int, offset: int) -> None:
@@ -105,7 +107,7 @@ class _Load:
             tick_s = 0.05
             per_tick = max(1, round(self._settings.rate_per_s * tick_s))
             next_at = time.monotonic()
-            while True:
+            while not self._stopping:
                 sent = []
                 for _ in range(per_tick):
                     event = self._event()

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from edge_worker import metrics
 from edge_worker.attribution import AttributionSigner, add_tokens
+from edge_worker.broker_contact import BrokerContact
 from edge_worker.circuit_breaker import CircuitBreaker
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
@@ -72,7 +73,8 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     pz_js_etag = f'"{pz_js_hash}"'
     pz_js_versioned = f"/pz/pz.{pz_js_hash}.js"
     store = ProfileStore(cfg.profile_cache_size)
-    sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size)
+    broker = BrokerContact(cfg.broker_fresh_s)
+    sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size, broker)
     health = SyncHealth(cfg.stale_after_s)
     snapshots = SnapshotSync(
         store,
@@ -88,7 +90,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     if cfg.delta_transport == "http":
         deltas = HttpDeltaSync(store, cfg.aggregator_url, applier)
     else:
-        deltas = DeltaSync(store, cfg.kafka_bootstrap, cfg.fetch_max_wait_ms, applier, rules.apply_update)
+        deltas = DeltaSync(
+            store, cfg.kafka_bootstrap, cfg.fetch_max_wait_ms, applier, rules.apply_update, broker
+        )
     metrics.OVERLAY_USERS.set_function(lambda: store.overlay_size)
     metrics.SNAPSHOT_AGE_SECONDS.set_function(
         lambda: time.time() - store.snapshot.created_ms / 1000 if store.snapshot is not None else -1
@@ -206,12 +210,19 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         snapshot = store.snapshot
-        checks = {"snapshot": snapshot is not None, "broker": sink.connected or deltas.connected}
+        reach = broker.state()
+        checks = {"snapshot": snapshot is not None, "broker": reach.reachable}
         ready = all(checks.values())
         body = {
             "ready": ready,
             "release": cfg.release,
             "checks": checks,
+            "broker": {
+                "last_answer_s_ago": None
+                if reach.last_answer_s_ago is None
+                else round(reach.last_answer_s_ago, 1),
+                "down_since_ms": reach.down_since_ms,
+            },
             "snapshot_source": health.snapshot_source,
             "sync": health.stamp(snapshot, time.time(), rules.program.version),
             "pending_events": sink.pending,

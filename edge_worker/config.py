@@ -65,6 +65,7 @@ class EdgeConfig:
     debug: bool = False  # explanations for anyone: development only
     signing_key: Verifier = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
     fetch_max_wait_ms: int = 10
+    broker_fresh_s: float = 5.0  # readiness: the broker counts as reachable this long after its last answer
     decision_budget_s: float = (
         0.005  # a page decision slower than this is dropped (placeholders keep content)
     )
@@ -104,6 +105,7 @@ class EdgeConfig:
             admin_token=env_str(e, "PZ_ADMIN_TOKEN", d.admin_token),
             debug=env_choice(e, "PZ_DEBUG", "false", ("true", "false")) == "true",
             signing_key=verifier_from_env(e),
+            broker_fresh_s=env_float(e, "PZ_BROKER_FRESH_S", d.broker_fresh_s, minimum=1.0),
             fetch_max_wait_ms=env_int(
                 e, "PZ_FETCH_MAX_WAIT_MS", d.fetch_max_wait_ms, minimum=1, maximum=10_000
             ),

@@ -14,12 +14,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from edge_worker.backoff import Backoff
+from edge_worker.broker_contact import BrokerContact
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.profile_store import ProfileStore
 from edge_worker.tasks import cancel_and_wait
 from schemas.topics import DELTAS_TOPIC, RULES_TOPIC
 
 log = logging.getLogger("pz.edge.deltas")
+_PROBE_EVERY_S = 1.0
 
 
 class DeltaSync:
@@ -30,7 +32,9 @@ class DeltaSync:
         fetch_max_wait_ms: int,
         applier: DeltaApplier,
         on_rules: Callable[[bytes], None] | None = None,
+        contact: BrokerContact | None = None,
     ) -> None:
+        self._contact = contact or BrokerContact(5.0)
         self._on_rules = on_rules
         self._store = store
         self._bootstrap = bootstrap
@@ -81,12 +85,27 @@ class DeltaSync:
             else:
                 await consumer.seek_to_beginning(tp)
 
+    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+        """Every second, a list-offsets request: an idle topic must not look like a dead broker."""
+        probe = [TopicPartition(DELTAS_TOPIC, 0)]
+        while True:
+            try:
+                await asyncio.wait_for(consumer.end_offsets(probe), _PROBE_EVERY_S * 2)
+                self._contact.answered()
+            except (KafkaError, OSError, TimeoutError):
+                pass  # not answering: the contact goes stale by itself
+            await asyncio.sleep(_PROBE_EVERY_S)
+
     async def _run(self) -> None:
         consumer = await self._connect()
         self.connected = True
+        self._contact.answered()
+        probe = asyncio.create_task(self._probe(consumer), name="pz-edge-broker-probe")
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                if batches:
+                    self._contact.answered()
                 for tp, records in batches.items():
                     if tp.topic == RULES_TOPIC:
                         for record in records:
@@ -96,4 +115,5 @@ class DeltaSync:
                     for record in records:
                         self._applier.apply(record.value)
         finally:
+            await cancel_and_wait(probe)
             await consumer.stop()

@@ -18,10 +18,12 @@ from aiokafka.errors import KafkaError
 
 from edge_worker import metrics
 from edge_worker.backoff import Backoff
+from edge_worker.broker_contact import BrokerContact
 from edge_worker.tasks import cancel_and_wait
 
 log = logging.getLogger("pz.edge.sink")
 _SEND_BATCH = 500
+_PROBE_EVERY_S = 1.0  # while idle, a metadata request tells whether the broker still answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,9 @@ class OutboundRecord:
 
 
 class EventSink:
-    def __init__(self, bootstrap: str, capacity: int) -> None:
+    def __init__(self, bootstrap: str, capacity: int, contact: BrokerContact | None = None) -> None:
         self._bootstrap = bootstrap
+        self._contact = contact or BrokerContact(5.0)
         self._capacity = capacity
         self._buffer: deque[OutboundRecord] = deque()
         self._wakeup = asyncio.Event()
@@ -91,16 +94,30 @@ class EventSink:
                 log.warning("broker unreachable; events stay buffered", extra={"error": str(exc)})
                 await asyncio.sleep(backoff.next_delay_s())
 
+    async def _probe(self) -> None:
+        if self._producer is None:
+            return
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), _PROBE_EVERY_S * 2)
+        except (KafkaError, OSError, TimeoutError):
+            return  # not answering: the contact goes stale by itself
+        self._contact.answered()
+
     async def _drain_forever(self) -> None:
         backoff = Backoff()
         while True:
             if not self._buffer:
                 self._drained.set()
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), _PROBE_EVERY_S)
+                except TimeoutError:
+                    await self._probe()
+                    continue
             if self._producer is None:
                 self._producer = await self._connect()
                 self.connected = True
+                self._contact.answered()
             head = [self._buffer[i] for i in range(min(_SEND_BATCH, len(self._buffer)))]
             try:
                 futures = [
@@ -118,6 +135,7 @@ class EventSink:
                 continue
             backoff.reset()
             self.connected = True
+            self._contact.answered()
             for _ in head:
                 self._buffer.popleft()
             metrics.EVENTS_PRODUCED.inc(len(head))

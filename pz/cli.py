@@ -17,6 +17,7 @@ from pz.fleet_cli import add_fleet, run_fleet
 from pz.local_stack import LocalStack, demo_rules_file, stack_options_from_env
 from pz.processes import StackError
 from pz.rules_cli import add_rules, run_rules
+from pz.supervisor import Supervisor
 from schemas.rules import RulesInvalid, load_rules_text
 from schemas.settings import ConfigError
 
@@ -217,39 +218,42 @@ def run_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("pz: starting the local stack…", flush=True)
+    say("pz: starting the local stack…")
     try:
-        stack.up()
-    except StackError as exc:
-        print(f"pz up: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"pz is up.\n"
-        f"  shop (through the edge)  {stack.edge_url}/\n"
-        f"  decision API             {stack.edge_url}/pz/decide?slots=hero,recs\n"
-        f"  edge metrics / health    {stack.edge_url}/metrics  {stack.edge_url}/readyz\n"
-        f"  aggregator               {stack.aggregator_url}/readyz\n"
-        f"  demo shop (origin)       {stack.shop_url}/\n"
-        f"  Kafka                    {stack.kafka_bootstrap}\n"
-        f"  Redis                    {stack.redis_url}\n"
-        f"  rules                    {rules} (edit it: changes go live in seconds)\n"
-        f"  visitors' country        {args.country} unless a CF-IPCountry header says otherwise\n"
-        f"  logs                     {options.state_dir / 'logs'}/\n"
-        f"Press Ctrl-C to stop.",
-        flush=True,
-    )
-    while not stopping.wait(0.5):
-        dead = [name for name, p in stack.processes.items() if not p.alive()]
-        if dead:
-            print(
-                f"pz up: {', '.join(dead)} exited; stopping (see {options.state_dir / 'logs'}/)",
-                file=sys.stderr,
-            )
-            stack.down()
+        try:
+            stack.up()
+        except StackError as exc:
+            say(f"pz up: {exc}", error=True)
             return 1
-    print("pz: stopping…", flush=True)
-    stack.down()
-    return 0
+        say(
+            f"pz is up.\n"
+            f"  shop (through the edge)  {stack.edge_url}/\n"
+            f"  decision API             {stack.edge_url}/pz/decide?slots=hero,recs\n"
+            f"  edge metrics / health    {stack.edge_url}/metrics  {stack.edge_url}/readyz\n"
+            f"  aggregator               {stack.aggregator_url}/readyz\n"
+            f"  demo shop (origin)       {stack.shop_url}/\n"
+            f"  Kafka                    {stack.kafka_bootstrap}\n"
+            f"  Redis                    {stack.redis_url} (data in {options.state_dir / 'redis'})\n"
+            f"  rules                    {rules} (edit it: changes go live in seconds)\n"
+            f"  visitors' country        {args.country} unless a CF-IPCountry header says otherwise\n"
+            f"  logs                     {options.state_dir / 'logs'}/\n"
+            f"Press Ctrl-C to stop."
+        )
+        supervisor = Supervisor(stack, lambda line: say(line, error=True))
+        while not stopping.wait(0.5):
+            supervisor.check()
+        say("pz: stopping…")
+        return 0
+    finally:
+        stack.down()  # whatever happened above, also a print to a closed pipe: nothing outlives pz up
+
+
+def say(text: str, error: bool = False) -> None:
+    """Print, ignoring an output that went away (`pz up | tee log`, then Ctrl-C closes the pipe)."""
+    try:
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -46,28 +46,35 @@ def broker_argv(port: int) -> list[str]:
     return [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
 
 
-def redis_argv(port: int, data_dir: Path | None = None) -> list[str]:
-    """Memory only, unless `data_dir` is given: then every write is fsynced to an append-only file
-    there, so that a killed and restarted server comes back with its data."""
+def redis_argv(port: int, data_dir: Path | None = None, fsync: str = "always") -> list[str]:
+    """Memory only, unless `data_dir` is given: then writes go to an append-only file there, fsynced
+    as `fsync` says (`always`: every write; `everysec`: a kill -9 loses up to a second of writes,
+    which the aggregator notices and replays from the log), so that a restarted server has its data."""
     argv = [valkey_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     if data_dir is None:
         return [*argv, "--appendonly", "no"]
     data_dir.mkdir(parents=True, exist_ok=True)
-    return [*argv, "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
+    return [*argv, "--appendonly", "yes", "--appendfsync", fsync, "--dir", str(data_dir)]
 
 
-def start_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
+def start_broker(
+    log_dir: Path, port: int | None = None, die_with_parent: bool = True
+) -> tuple[ManagedProcess, str]:
     port = port or free_port()
-    process = spawn("broker", broker_argv(port), log_dir)
+    process = spawn("broker", broker_argv(port), log_dir, die_with_parent=die_with_parent)
     wait_for_tcp(process, port)
     return process, f"127.0.0.1:{port}"
 
 
 def start_redis(
-    log_dir: Path, port: int | None = None, data_dir: Path | None = None
+    log_dir: Path,
+    port: int | None = None,
+    data_dir: Path | None = None,
+    fsync: str = "always",
+    die_with_parent: bool = True,
 ) -> tuple[ManagedProcess, str]:
     port = port or free_port()
-    process = spawn("redis", redis_argv(port, data_dir), log_dir)
+    process = spawn("redis", redis_argv(port, data_dir, fsync), log_dir, die_with_parent=die_with_parent)
     wait_for_tcp(process, port)
     return process, f"redis://127.0.0.1:{port}/0"
 

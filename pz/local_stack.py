@@ -88,7 +88,11 @@ class LocalStack:
         if opts.redis_url:
             self.redis_url = opts.redis_url
         else:
-            self.processes["redis"], self.redis_url = start_redis(logs)
+            # Persistent (append-only file, fsynced every second): a restarted Redis or `pz up` keeps
+            # the state; what a kill -9 loses of the last second the aggregator replays from the log.
+            self.processes["redis"], self.redis_url = start_redis(
+                logs, data_dir=opts.state_dir / "redis", fsync="everysec"
+            )
         create_topics_sync(self.kafka_bootstrap, opts.partitions)
 
         self.aggregator_url = f"http://127.0.0.1:{ports['aggregator']}"
@@ -106,6 +110,7 @@ class LocalStack:
             {
                 **env,
                 "PZ_AGGREGATOR_PORT": str(ports["aggregator"]),
+                "PZ_AGGREGATOR_MEMBER": "aggregator",  # restarted, it takes its partitions back at once
                 "PZ_AGGREGATOR_STATE_DIR": str(opts.state_dir / "aggregator"),
             },
         )
@@ -143,7 +148,7 @@ class LocalStack:
         """Start a stopped or killed service again, same command and environment (fault tests)."""
         old = self.processes[name]
         old.stop()
-        self.processes[name] = spawn(name, old.argv, old.log_path.parent, old.env)
+        self.processes[name] = spawn(name, old.argv, old.log_path.parent, old.env, old.die_with_parent)
 
 
 def demo_rules_file() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -41,6 +42,7 @@ class ManagedProcess:
     log_path: Path
     argv: list[str]
     env: dict[str, str]  # what was added to the inherited environment
+    die_with_parent: bool = False
 
     @property
     def pid(self) -> int:
@@ -81,8 +83,29 @@ class ManagedProcess:
             self.popen.wait()
 
 
-def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> ManagedProcess:
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _dies_with(parent_pid: int) -> None:
+    """Runs in the child before exec: the kernel sends SIGTERM when the parent dies, however it dies
+    (SIGKILL included), so children of `pz up` never outlive it holding their ports."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    die_with_parent: bool = True,
+) -> ManagedProcess:
+    """Start `argv` with its output in LOG_DIR/NAME.log. `die_with_parent`: ended by the kernel when
+    this process ends (the local stack, tests); without it the child outlives us (`pz fleet`)."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    parent_pid = os.getpid()
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log:
         # A session of its own: Ctrl-C in the terminal reaches `pz up`, which stops children in order.
@@ -93,8 +116,9 @@ def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None 
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            preexec_fn=(lambda: _dies_with(parent_pid)) if die_with_parent else None,  # noqa: PLW1509
         )
-    return ManagedProcess(name, popen, log_path, argv, dict(env or {}))
+    return ManagedProcess(name, popen, log_path, argv, dict(env or {}), die_with_parent)
 
 
 def wait_for_tcp(process: ManagedProcess, port: int, timeout_s: float = 15.0) -> None:

@@ -141,7 +141,8 @@ def start_service(
         stop_process(previous)
     argv = service_argv(kind, port, state_dir / "data" / name)
     full_env = {**env, **_port_env(kind, port, state_dir, name)}
-    process = spawn(name, argv, state_dir / "logs", {**full_env, **secrets})
+    # Detached on purpose: a service outlives the command that started it (Terraform drives them).
+    process = spawn(name, argv, state_dir / "logs", {**full_env, **secrets}, die_with_parent=False)
     record = ServiceRecord(
         name=name,
         kind=kind,
