@@ -7,7 +7,10 @@ them: the delta topic is what edges have seen, so the next number is kept above 
 
 from __future__ import annotations
 
+import time
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from schemas.delta_codec import delta_position
 from schemas.errors import SchemaError
@@ -15,6 +18,7 @@ from schemas.signing import Verifier, open_sealed
 from schemas.topics import DELTAS_TOPIC
 
 _READ_MS = 200
+_DEADLINE_S = 10.0
 
 
 class PublishedDeltas:
@@ -30,20 +34,33 @@ class PublishedDeltas:
     async def stop(self) -> None:
         await self._consumer.stop()
 
-    async def last_seq(self, partition: int) -> int:
-        """The highest sequence number on the partition's newest records; 0 when none was published.
-        Reads on past the listed end offset, which the embedded broker reports too low at times."""
-        tp = TopicPartition(DELTAS_TOPIC, partition)
-        self._consumer.assign([tp])
-        end = (await self._consumer.end_offsets([tp]))[tp]
-        if end == 0:
-            return 0
-        self._consumer.seek(tp, end - 1)
-        newest = 0
-        while records := (await self._consumer.getmany(tp, timeout_ms=_READ_MS)).get(tp):
-            for record in records:
-                try:
-                    newest = max(newest, delta_position(open_sealed(record.value, self._keys))[1])
-                except SchemaError:
-                    continue  # not ours or tampered with: it says nothing about what we published
+    async def last_seqs(self, partitions: list[int]) -> dict[int, int]:
+        """Per partition, the highest sequence number on its newest records; 0 when none was published.
+        Reads from just before the listed end offset (which the embedded broker reports too low at
+        times) up to the high-water mark of the fetch responses, which is right on every broker."""
+        tps = [TopicPartition(DELTAS_TOPIC, p) for p in partitions]
+        newest = dict.fromkeys(partitions, 0)
+        if not tps:
+            return newest
+        self._consumer.assign(tps)
+        ends = await self._consumer.end_offsets(tps)
+        waiting = {tp for tp in tps if ends[tp] > 0}
+        for tp in waiting:
+            self._consumer.seek(tp, ends[tp] - 1)
+        deadline_s = time.monotonic() + _DEADLINE_S
+        while waiting:
+            if time.monotonic() > deadline_s:  # the caller retries: a number must not be guessed
+                raise KafkaTimeoutError(f"{DELTAS_TOPIC}: the newest deltas were not read in {_DEADLINE_S} s")
+            batch = await self._consumer.getmany(*waiting, timeout_ms=_READ_MS)
+            for tp, records in batch.items():
+                for record in records:
+                    try:
+                        seq = delta_position(open_sealed(record.value, self._keys))[1]
+                    except SchemaError:
+                        continue  # not ours or tampered with: it says nothing about what we published
+                    newest[tp.partition] = max(newest[tp.partition], seq)
+            for tp in list(waiting):
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None and await self._consumer.position(tp) >= highwater:
+                    waiting.discard(tp)
         return newest

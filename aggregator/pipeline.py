@@ -243,9 +243,11 @@ class Pipeline:
     async def restore(self, partitions: Iterable[int]) -> None:
         """Seek every topic of each partition to the offset stored with its state."""
         assert self._deltas is not None
-        for partition in sorted(partitions):
+        wanted = sorted(partitions)
+        last_published = await self._deltas.last_seqs(wanted)
+        for partition in wanted:
             position = await self._store.load_position(partition)
-            published = max(self._published_seq.get(partition, 0), await self._deltas.last_seq(partition))
+            published = max(self._published_seq.get(partition, 0), last_published[partition])
             self._published_seq[partition] = published
             if position.fresh and published:
                 await self._state_lost(partition, published)

@@ -24,14 +24,24 @@ from aiokafka import AIOKafkaProducer
 
 from aggregator.item_history import load_state
 from aggregator.state_store import StateStore, user_state_key
+from edge_worker.delta_apply import DeltaApplier
+from edge_worker.delta_sync import DeltaSync
+from edge_worker.profile_store import ProfileStore
+from edge_worker.snapshot_sync import SnapshotSync
+from edge_worker.staleness import SyncHealth
 from pz.embedded import create_topics, start_broker, start_redis
-from pz.processes import ManagedProcess, free_port, spawn
+from pz.processes import ManagedProcess, free_port, spawn, wait_for_tcp
 from schemas.event_codec import encode_event
 from schemas.events import Event
-from schemas.profiles import Lifetime
+from schemas.profiles import Lifetime, Profile
+from schemas.settings import DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET
+from schemas.signing import SigningKey, open_sealed
+from schemas.snapshot_codec import SnapshotReader
 from schemas.topics import event_topic, partition_for_key
 
 _KINDS = ("page_view",) * 6 + ("click",) * 2 + ("add_to_cart",) * 2 + ("purchase",)
+_KEY = SigningKey(DEV_SIGNING_KEY_ID, DEV_SIGNING_SECRET.encode())
+_ADMIN_TOKEN = "kill-loop-admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,8 @@ class KillLoopSettings:
     rate_per_s: float = 300.0  # events produced per second, steadily, all through the loop
     partitions: int = 4
     seed: int = 1
+    redis_kills: int = 0  # then kill -9 of Redis, restarted on its append-only file (fsync everysec)
+    redis_wipes: int = 0  # then FLUSHALL: every state gone, to be noticed and rebuilt from the log
     max_uptime_s: float = 2.0  # a member is killed at a random moment this long after its first commit
     drain_timeout_s: float = 120.0  # after the loop: how long the last members get to reach the log ends
     extra_env: dict[str, str] = field(default_factory=dict)  # for every aggregator process
@@ -55,11 +67,14 @@ class KillLoopResult:
     duplicated_events: int  # in the totals more often than acknowledged
     wrong_users: int  # users whose totals differ from what was accepted
     behind: dict[str, int]  # "topic/partition" -> records between the committed offset and the log end
+    edge_wrong: list[int]  # users whose profile on the edge differs from the one in a fresh snapshot
     logs: Path
 
     @property
     def exact(self) -> bool:
-        return not (self.lost_events or self.duplicated_events or self.wrong_users or self.behind)
+        return not (
+            self.lost_events or self.duplicated_events or self.wrong_users or self.behind or self.edge_wrong
+        )
 
 
 class _Load:
@@ -137,15 +152,22 @@ class _Load:
         return Event(kind, user, now_ms, now_ms, item=item, category=f"c{item[-1]}", value=value)
 
 
-async def _commits_of(client: httpx.AsyncClient, port: int) -> float:
+async def _metrics_of(client: httpx.AsyncClient, port: int) -> dict[str, float]:
+    """An aggregator's /metrics as {sample with labels: value}; empty while it does not answer."""
     try:
         response = await client.get(f"http://127.0.0.1:{port}/metrics", timeout=1.0)
     except httpx.HTTPError:
-        return 0.0
+        return {}
+    samples = {}
     for line in response.text.splitlines():
-        if line.startswith("pz_aggregator_commits_total "):
-            return float(line.split()[1])
-    return 0.0
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+async def _commits_of(client: httpx.AsyncClient, port: int) -> float:
+    return (await _metrics_of(client, port)).get("pz_aggregator_commits_total", 0.0)
 
 
 class KillLoop:
@@ -161,9 +183,10 @@ class KillLoop:
         self._starts = 0
         self.bootstrap = ""
         self.redis_url = ""
+        self.member_metrics: list[dict[str, float]] = []  # each member's /metrics at the end of the faults
 
     def _env(self, member: int) -> dict[str, str]:
-        self._ports[member] = free_port()
+        self._ports.setdefault(member, free_port())  # the same port on every restart: the edge follows it
         return {
             "PZ_KAFKA_BOOTSTRAP": self.bootstrap,
             "PZ_REDIS_URL": self.redis_url,
@@ -172,9 +195,17 @@ class KillLoop:
             "PZ_AGGREGATOR_MEMBER": f"member-{member}",
             "PZ_AGGREGATOR_PORT": str(self._ports[member]),
             "PZ_AGGREGATOR_STATE_DIR": str(self._state_dir / f"aggregator-{member}"),
-            "PZ_SNAPSHOT_INTERVAL_S": "3600",
+            "PZ_SNAPSHOT_INTERVAL_S": "3600",  # the edge lives on deltas; a snapshot only at a gap
+            "PZ_ADMIN_TOKEN": _ADMIN_TOKEN,
             **self._settings.extra_env,
         }
+
+    def _restart_redis(self, process: ManagedProcess) -> ManagedProcess:
+        """kill -9, then the same server on the same port and data directory (its append-only file)."""
+        process.kill()
+        restarted = spawn(process.name, process.argv, process.log_path.parent)
+        wait_for_tcp(restarted, int(self.redis_url.rsplit(":", 1)[1].split("/")[0]))
+        return restarted
 
     def _start(self, member: int) -> None:
         self._starts += 1
@@ -199,7 +230,11 @@ class KillLoop:
     async def run(self) -> KillLoopResult:
         s = self._settings
         broker, self.bootstrap = start_broker(self._logs)
-        redis_proc, self.redis_url = start_redis(self._logs, data_dir=self._state_dir / "redis")
+        redis_proc, self.redis_url = start_redis(
+            self._logs,
+            data_dir=self._state_dir / "redis",
+            fsync="everysec",  # as `pz up` runs it
+        )
         client = redis.Redis.from_url(self.redis_url)
         load = _Load(self.bootstrap, s)
         rng = random.Random(s.seed + 1)  # noqa: S311 - reproducible kill moments
@@ -210,6 +245,8 @@ class KillLoop:
             async with httpx.AsyncClient() as http:
                 self._start(0)
                 await self._first_commit_s(http, 0)
+                edge = _Edge(self.bootstrap, f"http://127.0.0.1:{self._ports[0]}", self._state_dir / "edge")
+                await edge.start()
                 plan = [(0, 1)] * s.kills + [(k % 2, 2) for k in range(s.rebalance_kills)]
                 for number, (victim, members) in enumerate(plan, 1):
                     if members == 2 and 1 not in self._members:
@@ -223,11 +260,25 @@ class KillLoop:
                         f"kill {number}/{len(plan)} ({members} member(s)): committing again "
                         f"{recoveries[-1]:.2f} s after the restart; {load.accepted} events accepted"
                     )
+                for number in range(1, s.redis_kills + 1):
+                    await asyncio.sleep(rng.uniform(0.5, s.max_uptime_s + 0.5))
+                    redis_proc = self._restart_redis(redis_proc)
+                    self._say(f"Redis kill -9 {number}/{s.redis_kills}; {load.accepted} events accepted")
+                for number in range(1, s.redis_wipes + 1):
+                    await asyncio.sleep(rng.uniform(0.5, s.max_uptime_s + 0.5))
+                    await client.flushall()
+                    self._say(f"Redis FLUSHALL {number}/{s.redis_wipes}; {load.accepted} events accepted")
+                await asyncio.sleep(s.max_uptime_s)  # events flow a little longer after the last fault
+                self.member_metrics = [await _metrics_of(http, self._ports[m]) for m in sorted(self._members)]
                 await load.stop()
                 behind = await self._drain(StateStore(client, 86_400), load)
+                try:
+                    edge_wrong = await edge.differing(http, self._ports[0], load.users)
+                finally:
+                    await edge.stop()
             lost, duplicated, wrong = await self._compare(client, load)
             return KillLoopResult(
-                tuple(recoveries), load.accepted, lost, duplicated, wrong, behind, self._logs
+                tuple(recoveries), load.accepted, lost, duplicated, wrong, behind, edge_wrong, self._logs
             )
         finally:
             await load.stop()
@@ -265,3 +316,48 @@ class KillLoop:
             if got != tuple(want[:3]) or lifetime.revenue_cents != want[3]:
                 wrong += 1
         return lost, duplicated, wrong
+
+
+def _same(a: Profile | None, b: Profile | None) -> bool:
+    """Equal as served: items, segments and totals (not the time each was made)."""
+    if a is None or b is None:
+        return a is b
+    return (a.items, a.segments, a.lifetime) == (b.items, b.segments, b.lifetime)
+
+
+class _Edge:
+    """The edge's own store, snapshot sync and delta applier, in this process, following pz.deltas
+    through the whole loop as a running edge does: it must end up serving what a fresh snapshot says."""
+
+    def __init__(self, bootstrap: str, aggregator_url: str, state_dir: Path) -> None:
+        self.store = ProfileStore(10_000)
+        health = SyncHealth(30.0)
+        self._snapshots = SnapshotSync(self.store, aggregator_url, state_dir, _KEY, 3600.0, health)
+        applier = DeltaApplier(self.store, _KEY, self._snapshots.request_refresh, health)
+        self._deltas = DeltaSync(self.store, bootstrap, 10, applier)
+
+    async def start(self) -> None:
+        await self._snapshots.fetch_once()
+        await self._snapshots.start()
+        await self._deltas.start()
+
+    async def stop(self) -> None:
+        await self._deltas.stop()
+        await self._snapshots.stop()
+
+    async def differing(
+        self, http: httpx.AsyncClient, port: int, users: list[int], timeout_s: float = 30.0
+    ) -> list[int]:
+        """Users whose profile here differs from a snapshot built now, once the edge had time to catch up."""
+        built = await http.post(
+            f"http://127.0.0.1:{port}/admin/snapshot", headers={"Authorization": f"Bearer {_ADMIN_TOKEN}"}
+        )
+        built.raise_for_status()
+        body = (await http.get(f"http://127.0.0.1:{port}/sync/snapshot")).content
+        fresh = SnapshotReader(open_sealed(body, {_KEY.key_id: _KEY}))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            wrong = [u for u in users if not _same(self.store.get(u), fresh.find_user(u))]
+            if not wrong or time.monotonic() > deadline:
+                return wrong
+            await asyncio.sleep(0.2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as redis
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from prometheus_client import REGISTRY
 
 from aggregator.config import AggregatorConfig
@@ -308,5 +308,36 @@ async def test_an_event_past_the_allowed_lateness_is_kept_on_the_late_topic_and_
             lambda: (REGISTRY.get_sample_value("pz_aggregator_redis_used_bytes") or 0) > 0, timeout_s=5
         )
         assert REGISTRY.get_sample_value("pz_aggregator_event_rate", {"type": "page_view"}) is not None
+    finally:
+        await pipeline.stop()
+
+
+async def test_a_stalled_partition_is_reported_then_recovered(
+    services: Services, redis_client: redis.Redis
+) -> None:
+    """A partition whose fetches stop (the consumer paused by the test, as a wedged fetch would) while
+    records wait beyond its offset: reported stalled within stall_after_s, sought again, then given a
+    new consumer, and its records are committed."""
+    await redis_client.flushdb()
+    pipeline = await start_pipeline(services, redis_client, "g-" + secrets.token_hex(4), stall_after_s=1.0)
+    try:
+        user = fresh_user()
+        tp = TopicPartition(event_topic("page_view"), user % PARTITIONS)
+        await wait_until(lambda: not pipeline.rebuilding, timeout_s=30)  # caught up with older tests' events
+        before = (
+            REGISTRY.get_sample_value("pz_aggregator_stall_recoveries_total", {"action": "new_consumer"}) or 0
+        )
+        pipeline._consumer.pause(tp)  # type: ignore[union-attr]
+        await produce_events(services.bootstrap, views(user, "p0300", 2), PARTITIONS)
+        await wait_until(lambda: tp in pipeline.watch.stalled(), timeout_s=15)
+        assert REGISTRY.get_sample_value("pz_aggregator_stalled_partitions") == 1.0
+        deadline = time.monotonic() + 20
+        while await stored_views(redis_client, user, "p0300") < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert await stored_views(redis_client, user, "p0300") == 2
+        after = REGISTRY.get_sample_value("pz_aggregator_stall_recoveries_total", {"action": "new_consumer"})
+        assert after == before + 1  # the seek alone did not help (still paused): a new consumer did
+        await pipeline.check_progress()
+        assert pipeline.watch.stalled() == []
     finally:
         await pipeline.stop()

@@ -51,7 +51,9 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
         while client.get("/readyz").json()["pending_events"] and time.monotonic() < deadline:
             time.sleep(0.05)
 
+        assert client.get("/readyz").json()["checks"]["broker"] is True
         stack.processes["broker"].kill()
+        killed_ms = time.time() * 1000
 
         assert client.get("/pz/decide", params={"slots": "recs,hero"}).status_code == 200
         accepted = [f"held{i:02d}" for i in range(BUFFER)]
@@ -62,6 +64,13 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["error"] == "overloaded"
         assert client.get("/pz/decide", params={"slots": "recs"}).status_code == 200
+        # Readiness tells the truth within 10 s: the broker is down, and since when.
+        deadline = time.monotonic() + 10
+        while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"snapshot": True, "broker": False}
+        assert ready.json()["broker"]["down_since_ms"] <= killed_ms + 1000
 
         # The embedded broker keeps topics in memory only: it comes back empty, on the same port.
         stack.restart("broker")
@@ -78,6 +87,10 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
         )
         assert "overflow" not in {decode_event(value).item for _, value in records}
         assert client.get("/readyz").json()["pending_events"] == 0
+        deadline = time.monotonic() + 15
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/readyz").json()["checks"]["broker"] is True  # back once it answers again
         assert beacon(client, "after").status_code == 202
 
 
