@@ -14,6 +14,7 @@ from benchmarks.aggregator import run_aggregator
 from benchmarks.decide import run_decide
 from benchmarks.load import run_collect, run_decide_load, run_proxy_load
 from benchmarks.proxy import run_proxy
+from benchmarks.recovery import run_recovery
 from benchmarks.recs import run_recs
 from benchmarks.report import write_report
 from benchmarks.skeleton import run_skeleton
@@ -40,6 +41,8 @@ def run_all(quick: bool, out: Path | None = None) -> int:
         ("proxy_load", lambda p: run_proxy_load(quick, p)),
         ("collect", lambda p: run_collect(quick, p)),
         ("aggregator", lambda p: run_aggregator(500_000, quick, p)),
+        ("recovery", lambda p: run_recovery(20, 1, quick, p)),
+        ("recovery_2", lambda p: run_recovery(10, 2, quick, p)),
         ("snapshot", lambda p: run_snapshot(1_000_000, quick, p)),
         ("recs", lambda p: run_recs(20_000, quick, p)),
         ("sync", lambda p: run_sync(5000.0, 20.0, quick, p)),

@@ -85,6 +85,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             "all",
             "report",
             "aggregator",
+            "recovery",
             "recs",
             "skeleton",
             "snapshot",
@@ -98,6 +99,7 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="skeleton: event -> edge decision freshness; recs: the item model's next-item hit-rate and "
         "NDCG against popularity; snapshot: build, size, load, lookups; "
         "sync: delta publication -> edge, Kafka and HTTP; proxy: HTML injection engine and proxy; "
+        "recovery: kill -9 of aggregators under load, restart -> first commit, lost/duplicated events; "
         "decide: the decision in-process and /pz/decide against a bare route; decide_load, proxy_load, "
         "collect: open-loop rate sweeps; all: every scenario, then benchmarks/RESULTS.md with plots "
         "(--quick: into benchmarks/quick/); report: RESULTS.md again from benchmarks/results/*.json",
@@ -119,6 +121,16 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     bench.add_argument(
         "--events", type=_positive_int, default=500_000, help="aggregator: events (default 500 000)"
+    )
+    bench.add_argument(
+        "--kills", type=_positive_int, default=20, help="recovery: kill -9s of an aggregator (default 20)"
+    )
+    bench.add_argument(
+        "--members",
+        type=int,
+        choices=[1, 2],
+        default=1,
+        help="recovery: aggregator processes in the group, one killed at a time (default 1)",
     )
 
 
@@ -265,6 +277,12 @@ def run_bench(args: argparse.Namespace) -> int:
         from benchmarks.aggregator import run_aggregator
 
         return run_aggregator(events=args.events, quick=args.quick, json_path=args.json_path)
+    if args.scenario == "recovery":
+        from benchmarks.recovery import run_recovery
+
+        return run_recovery(
+            kills=args.kills, members=args.members, quick=args.quick, json_path=args.json_path
+        )
     if args.scenario == "report":
         from benchmarks.all import rewrite_report
 
