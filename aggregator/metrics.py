@@ -74,3 +74,8 @@ LOG_TRUNCATIONS = Counter(
     "Topic-partitions whose log was found ending below the committed offset (broker lost records)",
     ["topic"],
 )
+FETCH_WAIT_MS = Gauge(
+    "pz_aggregator_fetch_max_wait_ms",
+    "The consumer's fetch wait: PZ_FETCH_MAX_WAIT_MS, doubled while the broker answered with nothing below "
+    "its high-water mark",
+)

@@ -59,7 +59,11 @@ _RETRY_BACKOFF_S = 0.5
 _DRAIN_TIMEOUT_S = 10.0
 _OWNERSHIP_TICK_S = 0.5  # leases are renewed this often (they last config.lease_ms)
 _WATCH_TICK_S = 1.0
-_BROKER_TIMEOUT_S = 3.0  # a list-offsets call that takes longer counts as the broker not answering
+_BROKER_TIMEOUT_S = 3.0
+# Fetches (and seconds) with the position below the broker's high-water mark and not moving: starved.
+_STARVED_AFTER_FETCHES = 20
+_STARVED_AFTER_S = 2.0
+_MAX_FETCH_WAIT_MS = 1000  # a list-offsets call that takes longer counts as the broker not answering
 
 
 def _log_end(task: asyncio.Task[None]) -> None:
@@ -121,6 +125,11 @@ class Pipeline:
         self.broker_ok = True
         self._idle = asyncio.Event()
         self._idle.set()
+        self._fetch_wait_ms = config.fetch_max_wait_ms
+        self._fetches = 0  # getmany calls so far: proof that the loop is fetching, not stuck in a batch
+        # tp -> (fetch position, fetches, monotonic s) when the position was first seen below the mark
+        self._starved: dict[TopicPartition, tuple[int, int, float]] = {}
+        self._widen = False
 
     @property
     def assigned(self) -> bool:
@@ -137,7 +146,7 @@ class Pipeline:
             bootstrap_servers=self._config.kafka_bootstrap,
             enable_auto_commit=False,  # offsets live in Redis, committed with the state
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._config.fetch_max_wait_ms,
+            fetch_max_wait_ms=self._fetch_wait_ms,
         )
 
     async def start(self) -> None:
@@ -324,6 +333,7 @@ class Pipeline:
                 continue
             assert self._consumer is not None
             batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
+            self._fetches += 1
             if not batch:
                 continue
             self._idle.clear()
@@ -374,6 +384,7 @@ class Pipeline:
                 log.warning(
                     "partition rebuilt from the log after the state loss", extra={"partition": partition}
                 )
+        await self._check_starvation(tps)
         for stalled in self.watch.newly_stalled(now_s):
             metrics.STALLS.labels(stalled.tp.topic).inc()
             log.error(
@@ -391,15 +402,68 @@ class Pipeline:
             self._recover.append(stalled.tp)
         metrics.STALLED_PARTITIONS.set(len(self.watch.stalled()))
 
+    async def _check_starvation(self, tps: list[TopicPartition]) -> None:
+        """A fetch position below the broker's own high-water mark that does not move across a whole
+        tick of fetching: the broker answers, and answers with nothing. The embedded broker does this
+        once a partition holds more batches than it can list within the fetch wait (it cuts the
+        listing at `fetch_max_wait_ms`, and lists every batch of the partition on every fetch), so
+        the cure is a longer wait: the fetch wait is doubled (up to 1 s) and the consumer replaced."""
+        assert self._consumer is not None
+        starving = []
+        for tp in tps:
+            position = self._position_of(tp)
+            highwater = self._consumer.highwater(tp)
+            if position is None or highwater is None or position >= highwater:
+                self._starved.pop(tp, None)
+                continue
+            seen = self._starved.get(tp)
+            if seen is None or seen[0] != position:
+                self._starved[tp] = (position, self._fetches, time.monotonic())
+            elif (
+                self._fetches - seen[1] >= _STARVED_AFTER_FETCHES
+                and time.monotonic() - seen[2] >= _STARVED_AFTER_S
+            ):
+                starving.append((tp, position, int(highwater)))
+        if starving and self._fetch_wait_ms < _MAX_FETCH_WAIT_MS:
+            self._fetch_wait_ms = min(_MAX_FETCH_WAIT_MS, self._fetch_wait_ms * 2)
+            metrics.FETCH_WAIT_MS.set(self._fetch_wait_ms)
+            metrics.STALL_RECOVERIES.labels("longer_fetch_wait").inc()
+            log.warning(
+                "the broker answers fetches below its high-water mark with no records; fetching with a "
+                "longer wait (the embedded broker lists a partition's batches within the fetch wait, "
+                "and a long partition is not listed in time)",
+                extra={
+                    "partitions": [f"{tp.topic}/{tp.partition}@{pos}<{hw}" for tp, pos, hw in starving],
+                    "fetch_max_wait_ms": self._fetch_wait_ms,
+                },
+            )
+            self._starved.clear()
+            self._widen = True
+
     def _position_of(self, tp: TopicPartition) -> int | None:
         assert self._consumer is not None
         try:
-            return int(self._consumer._subscription.assignment.state_value(tp).position)  # noqa: SLF001
+            # The fetch position without position()'s wait for a reset: aiokafka keeps it here.
+            subscription = self._consumer._subscription.subscription  # noqa: SLF001
+            state = subscription.assignment.state_value(tp)
+            return int(state.position) if state is not None and state.has_valid_position else None
         except (AttributeError, TypeError, KeyError):
             return None
 
+    async def _replace_consumer(self) -> None:
+        assert self._consumer is not None
+        await self._consumer.stop()
+        self._consumer = self._new_consumer()
+        await self._consumer.start()
+        self._consumer.assign(_tps(self._positions))
+        for partition, position in self._positions.items():
+            await self._seek(partition, position)
+
     async def _recover_stalled(self) -> None:
         """First a seek back to the committed offset; stalled again, a new consumer altogether."""
+        if self._widen:
+            self._widen = False
+            await self._replace_consumer()
         if not self._recover:
             return
         stalled, self._recover = self._recover, []
@@ -411,12 +475,7 @@ class Pipeline:
                 "stalled after a seek too: replacing the consumer",
                 extra={"partitions": [str(t) for t in again]},
             )
-            await self._consumer.stop()
-            self._consumer = self._new_consumer()
-            await self._consumer.start()
-            self._consumer.assign(_tps(self._positions))
-            for partition, position in self._positions.items():
-                await self._seek(partition, position)
+            await self._replace_consumer()
             self._sought_once.clear()
         else:
             metrics.STALL_RECOVERIES.labels("seek").inc()
