@@ -12,6 +12,7 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
+from aggregator.fetch_wait import FetchWait
 from schemas.delta_codec import delta_position
 from schemas.errors import SchemaError
 from schemas.signing import Verifier, open_sealed
@@ -24,8 +25,13 @@ _DEADLINE_S = 10.0
 class PublishedDeltas:
     def __init__(self, bootstrap: str, verifier: Verifier, fetch_max_wait_ms: int) -> None:
         self._keys = {verifier.key_id: verifier}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=fetch_max_wait_ms
+        self._bootstrap = bootstrap
+        self._wait = FetchWait(fetch_max_wait_ms, after_fetches=3, after_s=0.0)
+        self._consumer = self._new_consumer()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=self._wait.ms
         )
 
     async def start(self) -> None:
@@ -52,6 +58,7 @@ class PublishedDeltas:
             if time.monotonic() > deadline_s:  # the caller retries: a number must not be guessed
                 raise KafkaTimeoutError(f"{DELTAS_TOPIC}: the newest deltas were not read in {_DEADLINE_S} s")
             batch = await self._consumer.getmany(*waiting, timeout_ms=_READ_MS)
+            self._wait.fetches += 1
             for tp, records in batch.items():
                 for record in records:
                     try:
@@ -59,8 +66,19 @@ class PublishedDeltas:
                     except SchemaError:
                         continue  # not ours or tampered with: it says nothing about what we published
                     newest[tp.partition] = max(newest[tp.partition], seq)
+            starved = False
             for tp in list(waiting):
                 highwater = self._consumer.highwater(tp)
-                if highwater is not None and await self._consumer.position(tp) >= highwater:
+                position = await self._consumer.position(tp)
+                if highwater is not None and position >= highwater:
                     waiting.discard(tp)
+                starved |= self._wait.starved(tp, position, highwater, time.monotonic())
+            if starved and self._wait.widen():  # a long partition on the embedded broker: see fetch_wait
+                positions = {tp: await self._consumer.position(tp) for tp in waiting}
+                await self._consumer.stop()
+                self._consumer = self._new_consumer()
+                await self._consumer.start()
+                self._consumer.assign(tps)
+                for tp, position in positions.items():
+                    self._consumer.seek(tp, position)
         return newest

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from aggregator.fetch_wait import FetchWait
 from aggregator.tasks import cancel_and_wait
 from schemas.delta_codec import delta_position
 from schemas.errors import SchemaError
@@ -40,6 +42,7 @@ class DeltaRelay:
         self._keys = {signing_key.key_id: signing_key}
         self._per_partition = per_partition
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._wait = FetchWait(fetch_max_wait_ms)
         self._recent: dict[int, deque[tuple[int, bytes]]] = {}
         self._arrived = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -65,10 +68,37 @@ class DeltaRelay:
         if self._consumer is not None:
             await self._consumer.stop()
 
+    async def _widen_if_starved(self) -> None:
+        """A long pz.deltas partition on the embedded broker answers short fetches with nothing
+        (aggregator/fetch_wait.py): a longer wait and a new consumer from the same positions."""
+        assert self._consumer is not None
+        tps = sorted(self._consumer.assignment())
+        now_s = time.monotonic()
+        positions = {tp: await self._consumer.position(tp) for tp in tps}
+        starved = [
+            tp for tp in tps if self._wait.starved(tp, positions[tp], self._consumer.highwater(tp), now_s)
+        ]
+        if not starved or not self._wait.widen():
+            return
+        log.warning(
+            "pz.deltas fetches come back empty below the high-water mark; fetching with a longer wait",
+            extra={"partitions": [tp.partition for tp in starved], "fetch_max_wait_ms": self._wait.ms},
+        )
+        await self._consumer.stop()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False, fetch_max_wait_ms=self._wait.ms
+        )
+        await self._consumer.start()
+        self._consumer.assign(tps)
+        for tp, position in positions.items():
+            self._consumer.seek(tp, position)
+
     async def _run(self) -> None:
         assert self._consumer is not None
         while True:
+            await self._widen_if_starved()
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
+            self._wait.fetches += 1
             added = False
             for tp, records in batches.items():
                 for record in records:

@@ -38,6 +38,7 @@ from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
 from aggregator.delta_log import PublishedDeltas
 from aggregator.event_rates import RateMonitor
+from aggregator.fetch_wait import FetchWait
 from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.item_model import CoOccurrence, add_user_events
@@ -125,11 +126,8 @@ class Pipeline:
         self.broker_ok = True
         self._idle = asyncio.Event()
         self._idle.set()
-        self._fetch_wait_ms = config.fetch_max_wait_ms
-        self._fetches = 0  # getmany calls so far: proof that the loop is fetching, not stuck in a batch
-        # tp -> (fetch position, fetches, monotonic s) when the position was first seen below the mark
-        self._starved: dict[TopicPartition, tuple[int, int, float]] = {}
-        self._widen = False
+        self._fetch_wait = FetchWait(config.fetch_max_wait_ms)
+        self._widen = False  # the fetch wait was widened: the loop replaces the consumer
 
     @property
     def assigned(self) -> bool:
@@ -146,7 +144,7 @@ class Pipeline:
             bootstrap_servers=self._config.kafka_bootstrap,
             enable_auto_commit=False,  # offsets live in Redis, committed with the state
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._fetch_wait_ms,
+            fetch_max_wait_ms=self._fetch_wait.ms,
         )
 
     async def start(self) -> None:
@@ -333,7 +331,7 @@ class Pipeline:
                 continue
             assert self._consumer is not None
             batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
-            self._fetches += 1
+            self._fetch_wait.fetches += 1  # proof that the loop fetches, not stuck in a batch
             if not batch:
                 continue
             self._idle.clear()
@@ -403,41 +401,24 @@ class Pipeline:
         metrics.STALLED_PARTITIONS.set(len(self.watch.stalled()))
 
     async def _check_starvation(self, tps: list[TopicPartition]) -> None:
-        """A fetch position below the broker's own high-water mark that does not move across a whole
-        tick of fetching: the broker answers, and answers with nothing. The embedded broker does this
-        once a partition holds more batches than it can list within the fetch wait (it cuts the
-        listing at `fetch_max_wait_ms`, and lists every batch of the partition on every fetch), so
-        the cure is a longer wait: the fetch wait is doubled (up to 1 s) and the consumer replaced."""
+        """Fetches answered with nothing below the broker's high-water mark (fetch_wait explains
+        when the embedded broker does that): the fetch wait is doubled and the consumer replaced."""
         assert self._consumer is not None
-        starving = []
-        for tp in tps:
-            position = self._position_of(tp)
-            highwater = self._consumer.highwater(tp)
-            if position is None or highwater is None or position >= highwater:
-                self._starved.pop(tp, None)
-                continue
-            seen = self._starved.get(tp)
-            if seen is None or seen[0] != position:
-                self._starved[tp] = (position, self._fetches, time.monotonic())
-            elif (
-                self._fetches - seen[1] >= _STARVED_AFTER_FETCHES
-                and time.monotonic() - seen[2] >= _STARVED_AFTER_S
-            ):
-                starving.append((tp, position, int(highwater)))
-        if starving and self._fetch_wait_ms < _MAX_FETCH_WAIT_MS:
-            self._fetch_wait_ms = min(_MAX_FETCH_WAIT_MS, self._fetch_wait_ms * 2)
-            metrics.FETCH_WAIT_MS.set(self._fetch_wait_ms)
+        now_s = time.monotonic()
+        starving = [
+            f"{tp.topic}/{tp.partition}@{self._position_of(tp)}<{self._consumer.highwater(tp)}"
+            for tp in tps
+            if self._fetch_wait.starved(tp, self._position_of(tp), self._consumer.highwater(tp), now_s)
+        ]
+        if starving and self._fetch_wait.widen():
+            metrics.FETCH_WAIT_MS.set(self._fetch_wait.ms)
             metrics.STALL_RECOVERIES.labels("longer_fetch_wait").inc()
             log.warning(
                 "the broker answers fetches below its high-water mark with no records; fetching with a "
                 "longer wait (the embedded broker lists a partition's batches within the fetch wait, "
                 "and a long partition is not listed in time)",
-                extra={
-                    "partitions": [f"{tp.topic}/{tp.partition}@{pos}<{hw}" for tp, pos, hw in starving],
-                    "fetch_max_wait_ms": self._fetch_wait_ms,
-                },
+                extra={"partitions": starving, "fetch_max_wait_ms": self._fetch_wait.ms},
             )
-            self._starved.clear()
             self._widen = True
 
     def _position_of(self, tp: TopicPartition) -> int | None:

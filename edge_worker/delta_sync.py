@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from edge_worker import metrics
 from edge_worker.backoff import Backoff
 from edge_worker.broker_contact import BrokerContact
 from edge_worker.delta_apply import DeltaApplier
+from edge_worker.fetch_wait import FetchWait
 from edge_worker.profile_store import ProfileStore
 from edge_worker.tasks import cancel_and_wait
 from schemas.topics import DELTAS_TOPIC, RULES_TOPIC
@@ -38,9 +41,10 @@ class DeltaSync:
         self._on_rules = on_rules
         self._store = store
         self._bootstrap = bootstrap
-        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._wait = FetchWait(fetch_max_wait_ms)
         self._applier = applier
         self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
         self.connected = False
 
     async def start(self) -> None:
@@ -49,14 +53,15 @@ class DeltaSync:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
 
-    async def _connect(self) -> AIOKafkaConsumer:
+    async def _connect(self, resume: dict[TopicPartition, int] | None = None) -> AIOKafkaConsumer:
+        """Every partition, from the snapshot's positions (or from `resume`, after a widened wait)."""
         backoff = Backoff()
         while True:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self._bootstrap,
                 group_id=None,
                 enable_auto_commit=False,
-                fetch_max_wait_ms=self._fetch_max_wait_ms,
+                fetch_max_wait_ms=self._wait.ms,
             )
             try:
                 await consumer.start()
@@ -68,7 +73,9 @@ class DeltaSync:
                 rules = [TopicPartition(RULES_TOPIC, 0)] if consumer.partitions_for_topic(RULES_TOPIC) else []
                 consumer.assign(tps + rules)
                 await self._seek(consumer, tps)
-                if rules:  # rare and small: read them all, the newest published wins
+                for tp, position in (resume or {}).items():
+                    consumer.seek(tp, position)
+                if rules and resume is None:  # rare and small: read them all, the newest published wins
                     await consumer.seek_to_beginning(rules[0])
                 return consumer
             except KafkaError as exc:
@@ -85,25 +92,48 @@ class DeltaSync:
             else:
                 await consumer.seek_to_beginning(tp)
 
-    async def _probe(self, consumer: AIOKafkaConsumer) -> None:
+    async def _probe(self) -> None:
         """Every second, a list-offsets request: an idle topic must not look like a dead broker."""
         probe = [TopicPartition(DELTAS_TOPIC, 0)]
         while True:
             try:
-                await asyncio.wait_for(consumer.end_offsets(probe), _PROBE_EVERY_S * 2)
-                self._contact.answered()
+                if self._consumer is not None:
+                    await asyncio.wait_for(self._consumer.end_offsets(probe), _PROBE_EVERY_S * 2)
+                    self._contact.answered()
             except (KafkaError, OSError, TimeoutError):
-                pass  # not answering: the contact goes stale by itself
+                pass  # not answering (or being replaced): the contact goes stale by itself
             await asyncio.sleep(_PROBE_EVERY_S)
 
+    async def _widen_if_starved(self, consumer: AIOKafkaConsumer) -> AIOKafkaConsumer:
+        """A long pz.deltas partition on the embedded broker answers short fetches with nothing
+        (fetch_wait.py): then a longer wait and a new consumer from the same positions."""
+        tps = sorted(consumer.assignment())
+        now_s = time.monotonic()
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        starved = [tp for tp in tps if self._wait.starved(tp, positions[tp], consumer.highwater(tp), now_s)]
+        if not starved or not self._wait.widen():
+            return consumer
+        metrics.DELTA_FETCH_WAIT_MS.set(self._wait.ms)
+        log.warning(
+            "delta fetches come back empty below the high-water mark; fetching with a longer wait",
+            extra={
+                "partitions": [f"{tp.topic}/{tp.partition}" for tp in starved],
+                "fetch_max_wait_ms": self._wait.ms,
+            },
+        )
+        await consumer.stop()
+        return await self._connect(positions)
+
     async def _run(self) -> None:
-        consumer = await self._connect()
+        consumer = self._consumer = await self._connect()
         self.connected = True
         self._contact.answered()
-        probe = asyncio.create_task(self._probe(consumer), name="pz-edge-broker-probe")
+        probe = asyncio.create_task(self._probe(), name="pz-edge-broker-probe")
         try:
             while True:
+                consumer = self._consumer = await self._widen_if_starved(consumer)
                 batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+                self._wait.fetches += 1
                 if batches:
                     self._contact.answered()
                 for tp, records in batches.items():

@@ -79,12 +79,7 @@ class EventSink:
     async def _connect(self) -> AIOKafkaProducer:
         backoff = Backoff()
         while True:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                acks="all",
-                linger_ms=1,
-                request_timeout_ms=5000,
-            )
+            producer = self._new_producer()
             try:
                 await producer.start()
                 return producer
@@ -94,8 +89,22 @@ class EventSink:
                 log.warning("broker unreachable; events stay buffered", extra={"error": str(exc)})
                 await asyncio.sleep(backoff.next_delay_s())
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, acks="all", linger_ms=1, request_timeout_ms=5000
+        )
+
     async def _probe(self) -> None:
-        if self._producer is None:
+        if self._producer is None:  # no event yet: connect now, so that readiness knows the broker
+            producer = self._new_producer()
+            try:
+                await asyncio.wait_for(producer.start(), _PROBE_EVERY_S * 2)
+            except (KafkaError, OSError, TimeoutError):
+                await producer.stop()
+                return
+            self._producer = producer
+            self.connected = True
+            self._contact.answered()
             return
         try:
             await asyncio.wait_for(self._producer.client.fetch_all_metadata(), _PROBE_EVERY_S * 2)

@@ -54,3 +54,8 @@ RULE_ERRORS = Counter(
     "pz_edge_rule_errors_total", "Slots decided by their default after a rule raised", ["slot"]
 )
 EXPOSURES = Counter("pz_edge_exposures_total", "Experiment exposures logged", ["experiment"])
+DELTA_FETCH_WAIT_MS = Gauge(
+    "pz_edge_delta_fetch_max_wait_ms",
+    "The delta consumer's fetch wait: PZ_FETCH_MAX_WAIT_MS, doubled while the broker answered with nothing "
+    "below its high-water mark",
+)
