@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -111,3 +112,104 @@ def test_pz_up_serves_the_shop_and_sigterm_stops_exactly_what_it_started(tmp_pat
         assert "stopping" in proc.stdout.read()
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), f"child {pid} is still there"
+
+
+def start_pz_up(state: Path) -> tuple[subprocess.Popen[str], str]:
+    argv = [
+        *PZ,
+        "up",
+        "--edge-port",
+        "0",
+        "--shop-port",
+        "0",
+        "--aggregator-port",
+        "0",
+        "--state-dir",
+        str(state),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    output = ""
+    deadline = time.monotonic() + 90
+    while "Press Ctrl-C" not in output and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output += line
+    assert "pz is up" in output, output
+    return proc, output
+
+
+def children_of(pid: int) -> dict[int, str]:
+    pgrep = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=True)
+    found = {}
+    for child in (int(p) for p in pgrep.stdout.split()):
+        try:
+            found[child] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+    return found
+
+
+def gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
+    """The pids still alive after `timeout_s` (a zombie counts as gone)."""
+    from pz.services import pid_alive
+
+    deadline = time.monotonic() + timeout_s
+    while (alive := [p for p in pids if pid_alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+@pytest.mark.timeout(180)
+def test_pz_up_restarts_a_killed_aggregator_and_nothing_outlives_its_sigkill(tmp_path: Path) -> None:
+    proc, output = start_pz_up(tmp_path)
+    try:
+        aggregator_url = re.search(r"aggregator\s+(\S+)/readyz", output).group(1)  # type: ignore[union-attr]
+        children = children_of(proc.pid)
+        old = next(pid for pid, cmd in children.items() if "-m aggregator" in cmd)
+        os.kill(old, signal.SIGKILL)
+        assert proc.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "aggregator exited" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        assert "aggregator exited (code -9); restarting it" in line  # said in one line
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{aggregator_url}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        now = children_of(proc.pid)
+        new = [pid for pid, cmd in now.items() if "-m aggregator" in cmd]
+        assert len(new) == 1 and new[0] != old
+        assert httpx.get(f"{aggregator_url}/readyz", timeout=2).status_code == 200  # back and ready
+
+        proc.kill()  # SIGKILL: pz up cannot stop anything itself
+        proc.wait(timeout=10)
+        assert gone(list(now)) == [], "children outlived pz up"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.timeout(180)
+def test_pz_up_whose_output_pipe_closed_still_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    """`pz up | tee log`, then Ctrl-C: tee goes first, and the "stopping" print meets a closed pipe."""
+    proc, _ = start_pz_up(tmp_path)
+    try:
+        children = list(children_of(proc.pid))
+        assert len(children) == 5
+        assert proc.stdout is not None
+        proc.stdout.close()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        assert gone(children) == [], "children outlived pz up"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
