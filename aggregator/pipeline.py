@@ -128,6 +128,7 @@ class Pipeline:
         self._idle.set()
         self._fetch_wait = FetchWait(config.fetch_max_wait_ms)
         self._widen = False  # the fetch wait was widened: the loop replaces the consumer
+        self._listing: asyncio.Future[dict[TopicPartition, int]] | None = None  # end offsets asked for
 
     @property
     def assigned(self) -> bool:
@@ -176,6 +177,8 @@ class Pipeline:
         another and the leases are given back, so that another member takes over at once."""
         await cancel_and_wait(self._rates_task)
         await cancel_and_wait(self._watch_task)
+        if self._listing is not None and not self._listing.done():
+            self._listing.cancel()  # stopping: the consumer goes too
         await self.drain()
         await cancel_and_wait(self._task)  # no await in between: the loop cannot start another batch
         if self._leases is not None:
@@ -358,8 +361,12 @@ class Pipeline:
         tps = _tps(self._positions)
         listed: dict[TopicPartition, int] = {}
         if tps:
+            # Waited for, never cancelled (shield): a request cut short inside aiokafka can leave its
+            # client's state half-done; a slow one is simply waited for again at the next tick.
+            if self._listing is None or self._listing.done():
+                self._listing = asyncio.ensure_future(self._consumer.end_offsets(tps))
             try:
-                listed = await asyncio.wait_for(self._consumer.end_offsets(tps), _BROKER_TIMEOUT_S)
+                listed = await asyncio.wait_for(asyncio.shield(self._listing), _BROKER_TIMEOUT_S)
                 self.broker_ok = True
                 metrics.DEPENDENCY_UP.labels("kafka").set(1)
             except (KafkaError, OSError, TimeoutError) as exc:

@@ -97,10 +97,10 @@ class DeltaSync:
         probe = [TopicPartition(DELTAS_TOPIC, 0)]
         while True:
             try:
-                if self._consumer is not None:
-                    await asyncio.wait_for(self._consumer.end_offsets(probe), _PROBE_EVERY_S * 2)
+                if self._consumer is not None:  # not cut short: aiokafka times its requests out itself
+                    await self._consumer.end_offsets(probe)
                     self._contact.answered()
-            except (KafkaError, OSError, TimeoutError):
+            except (KafkaError, OSError):
                 pass  # not answering (or being replaced): the contact goes stale by itself
             await asyncio.sleep(_PROBE_EVERY_S)
 

@@ -23,7 +23,7 @@ from edge_worker.tasks import cancel_and_wait
 
 log = logging.getLogger("pz.edge.sink")
 _SEND_BATCH = 500
-_PROBE_EVERY_S = 1.0  # while idle, a metadata request tells whether the broker still answers
+_PROBE_EVERY_S = 1.0  # a metadata request this often tells whether the broker still answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,7 @@ class EventSink:
         self._drained = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self.connected = False
         metrics.EVENT_BUFFER.set_function(lambda: len(self._buffer))  # read when scraped, not per event
 
@@ -60,8 +61,10 @@ class EventSink:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._drain_forever(), name="pz-edge-event-sink")
+        self._probe_task = asyncio.create_task(self._probe_forever(), name="pz-edge-broker-probe")
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        await cancel_and_wait(self._probe_task)
         if self._task is not None:
             try:  # give the buffer a chance to reach the broker before the process ends
                 await asyncio.wait_for(self._until_empty(), timeout=flush_timeout_s)
@@ -94,39 +97,31 @@ class EventSink:
             bootstrap_servers=self._bootstrap, acks="all", linger_ms=1, request_timeout_ms=5000
         )
 
-    async def _probe(self) -> None:
-        if self._producer is None:  # no event yet: connect now, so that readiness knows the broker
-            producer = self._new_producer()
+    async def _probe_forever(self) -> None:
+        """Once a second, a metadata request: an edge with no events to send must still know whether
+        the broker answers. Never cancelled mid-request (aiokafka times its own requests out): a
+        request cut short could leave the client's state behind it half-done."""
+        while True:
+            await asyncio.sleep(_PROBE_EVERY_S)
+            if self._producer is None:
+                continue
             try:
-                await asyncio.wait_for(producer.start(), _PROBE_EVERY_S * 2)
-            except (KafkaError, OSError, TimeoutError):
-                await producer.stop()
-                return
-            self._producer = producer
-            self.connected = True
+                await self._producer.client.fetch_all_metadata()
+            except (KafkaError, OSError):
+                continue  # not answering: the contact goes stale by itself
             self._contact.answered()
-            return
-        try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), _PROBE_EVERY_S * 2)
-        except (KafkaError, OSError, TimeoutError):
-            return  # not answering: the contact goes stale by itself
-        self._contact.answered()
 
     async def _drain_forever(self) -> None:
         backoff = Backoff()
+        # Connected before the first event: readiness then knows the broker on an edge still idle.
+        self._producer = await self._connect()
+        self.connected = True
+        self._contact.answered()
         while True:
             if not self._buffer:
                 self._drained.set()
                 self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), _PROBE_EVERY_S)
-                except TimeoutError:
-                    await self._probe()
-                    continue
-            if self._producer is None:
-                self._producer = await self._connect()
-                self.connected = True
-                self._contact.answered()
+                await self._wakeup.wait()
             head = [self._buffer[i] for i in range(min(_SEND_BATCH, len(self._buffer)))]
             try:
                 futures = [
