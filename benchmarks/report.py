@@ -65,6 +65,26 @@ def _freshness(rate: int) -> tuple[str, str, list[Row]]:
     )
 
 
+_RECOVERY_ROWS = [
+    Row(
+        "restart → first committed batch, p50",
+        _m("recovery_p50_s"),
+        " s",
+        "≤ 2 s",
+        _b("group_member_restart_to_records_p50_s"),
+        _r("recovery_over_group_rejoin"),
+    ),
+    Row("restart → first committed batch, max", _m("recovery_max_s"), " s", "≤ 5 s"),
+    Row("kill -9s", _m("kills"), ""),
+    Row(
+        "events lost / duplicated",
+        lambda r: f"{r['metrics']['lost_events']} / {r['metrics']['duplicated_events']}",
+        "",
+        "0 / 0",
+    ),
+    Row("edge profiles unlike a fresh snapshot", _m("edge_profiles_wrong"), "", "0"),
+]
+
 SECTIONS: list[tuple[str, str, list[Row]]] = [
     _freshness(1000),
     _freshness(5000),
@@ -198,48 +218,12 @@ SECTIONS: list[tuple[str, str, list[Row]]] = [
     (
         "recovery",
         "recovery — kill -9 of one aggregator under load (baseline: a consumer-group member restarted)",
-        [
-            Row(
-                "restart → first committed batch, p50",
-                _m("recovery_p50_s"),
-                " s",
-                "≤ 2 s",
-                _b("group_member_restart_to_records_p50_s"),
-                _r("recovery_over_group_rejoin"),
-            ),
-            Row("restart → first committed batch, max", _m("recovery_max_s"), " s", "≤ 5 s"),
-            Row("kill -9s", _m("kills"), ""),
-            Row(
-                "events lost / duplicated",
-                lambda r: f"{r['metrics']['lost_events']} / {r['metrics']['duplicated_events']}",
-                "",
-                "0 / 0",
-            ),
-            Row("edge profiles unlike a fresh snapshot", _m("edge_profiles_wrong"), "", "0"),
-        ],
+        _RECOVERY_ROWS,
     ),
     (
         "recovery_2",
         "recovery — kill -9 of one of two aggregators in turn, under load",
-        [
-            Row(
-                "restart → first committed batch, p50",
-                _m("recovery_p50_s"),
-                " s",
-                "≤ 2 s",
-                _b("group_member_restart_to_records_p50_s"),
-                _r("recovery_over_group_rejoin"),
-            ),
-            Row("restart → first committed batch, max", _m("recovery_max_s"), " s", "≤ 5 s"),
-            Row("kill -9s", _m("kills"), ""),
-            Row(
-                "events lost / duplicated",
-                lambda r: f"{r['metrics']['lost_events']} / {r['metrics']['duplicated_events']}",
-                "",
-                "0 / 0",
-            ),
-            Row("edge profiles unlike a fresh snapshot", _m("edge_profiles_wrong"), "", "0"),
-        ],
+        _RECOVERY_ROWS,
     ),
     (
         "snapshot",

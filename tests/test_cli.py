@@ -79,39 +79,23 @@ def test_bad_flags_are_refused_by_name(bad: list[str]) -> None:
 
 
 def test_pz_up_serves_the_shop_and_sigterm_stops_exactly_what_it_started(tmp_path: Path) -> None:
-    argv = [
-        *PZ,
-        "up",
-        "--edge-port",
-        "0",
-        "--shop-port",
-        "0",
-        "--aggregator-port",
-        "0",
-        "--state-dir",
-        str(tmp_path),
-    ]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        output = ""
-        deadline = time.monotonic() + 90
-        while "Press Ctrl-C" not in output and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            output += line
-        assert "pz is up" in output, output
+    proc, output = start_pz_up(tmp_path)
+    try:
         edge_url = re.search(r"shop \(through the edge\)\s+(\S+)", output).group(1)  # type: ignore[union-attr]
         assert 'data-pz-slot="recs"' in httpx.get(edge_url).text
-        pgrep = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=True)
-        children = [int(pid) for pid in pgrep.stdout.split()]
+        children = list(children_of(proc.pid))
         assert len(children) == 5  # broker, redis, shop, aggregator, edge
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-        assert "stopping" in proc.stdout.read()
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists(), f"child {pid} is still there"
+        assert proc.stdout is not None and "stopping" in proc.stdout.read()
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists(), f"child {pid} is still there"
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def start_pz_up(state: Path) -> tuple[subprocess.Popen[str], str]:
