@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as redis
@@ -33,6 +34,7 @@ from schemas.topics import EVENT_TOPICS
 log = logging.getLogger("pz.aggregator")
 _MAX_WAIT_MS = 60_000
 _PING_TIMEOUT_S = 1.0
+_REDIS_TIMEOUT_S = 10.0
 
 
 def _parse_since(text: str) -> dict[int, int]:
@@ -72,7 +74,11 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if is_dev_key(cfg.signing_key):
             log.warning("using the development signing secret; set PZ_SIGNING_SECRET in production")
-        client = redis.Redis.from_url(cfg.redis_url)
+        # Timeouts: a Redis that hangs (no answer, no reset) fails the batch, which is rewound and
+        # retried, instead of holding the loop forever.
+        client = redis.Redis.from_url(
+            cfg.redis_url, socket_timeout=_REDIS_TIMEOUT_S, socket_connect_timeout=_PING_TIMEOUT_S * 2
+        )
         store = StateStore(client, cfg.user_ttl_s)
         pipeline = Pipeline(cfg, store, lambda: rules.current)
         builder = SnapshotBuilder(
@@ -109,6 +115,8 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             )
         return JSONResponse({"status": "ok"})
 
+    redis_down: dict[str, int | None] = {"since_ms": None}  # as readiness last found it
+
     async def readyz(request: Request) -> Response:
         """Ready only while the state it serves is whole and moving: partitions owned, none stalled,
         none being rebuilt after a state loss, Redis answering."""
@@ -117,6 +125,10 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
             redis_ok = bool(await asyncio.wait_for(request.app.state.redis.ping(), _PING_TIMEOUT_S))
         except (redis.RedisError, OSError, TimeoutError):
             redis_ok = False
+        if redis_ok:
+            redis_down["since_ms"] = None
+        elif redis_down["since_ms"] is None:
+            redis_down["since_ms"] = pipeline.redis_down_since_ms or int(time.time() * 1000)
         latest = request.app.state.snapshots.latest
         stalled = [f"{tp.topic}/{tp.partition}" for tp in pipeline.watch.stalled()]
         checks = {
@@ -133,6 +145,7 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
                 "ready": ready,
                 "checks": checks,
                 "partitions": pipeline.owned,
+                "redis_down_since_ms": redis_down["since_ms"],
                 "stalled": stalled,
                 "rebuilding": sorted(pipeline.rebuilding),
                 "snapshot_id": latest.snapshot_id if latest is not None else None,

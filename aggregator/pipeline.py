@@ -123,6 +123,7 @@ class Pipeline:
         self._sought_once: set[TopicPartition] = set()  # stalled again after a seek: a new consumer
         self._throttled = RateLimitedLog(log)
         self.redis_ok = True
+        self.redis_down_since_ms: int | None = None  # wall clock, since the pipeline's Redis calls fail
         self.broker_ok = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -298,14 +299,17 @@ class Pipeline:
         )
 
     def _redis_failed(self, what: str, exc: BaseException) -> None:
+        if self.redis_ok:
+            self.redis_down_since_ms = int(time.time() * 1000)
         self.redis_ok = False
         metrics.DEPENDENCY_UP.labels("redis").set(0)
         self._throttled.warning("redis", "Redis is not answering", during=what, error=repr(exc))
 
     def _redis_answered(self) -> None:
         if not self.redis_ok:
-            log.info("Redis answers again")
+            log.info("Redis answers again", extra={"down_since_ms": self.redis_down_since_ms})
         self.redis_ok = True
+        self.redis_down_since_ms = None
         metrics.DEPENDENCY_UP.labels("redis").set(1)
 
     async def _tick_rates(self) -> None:

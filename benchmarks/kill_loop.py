@@ -152,6 +152,27 @@ class _Load:
         return Event(kind, user, now_ms, now_ms, item=item, category=f"c{item[-1]}", value=value)
 
 
+async def produce_some(bootstrap: str, count: int, partitions: int) -> None:
+    """`count` page views from as many users, spread over the partitions (for tests of one moment)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    try:
+        now_ms = int(time.time() * 1000)
+        sent = []
+        for user in range(1, count + 1):
+            event = Event("page_view", user, now_ms, now_ms, item="p0001", category="c1")
+            sent.append(
+                await producer.send(
+                    event_topic("page_view"),
+                    encode_event(event),
+                    partition=partition_for_key(user, partitions),
+                )
+            )
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
 async def _metrics_of(client: httpx.AsyncClient, port: int) -> dict[str, float]:
     """An aggregator's /metrics as {sample with labels: value}; empty while it does not answer."""
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,52 @@ def test_redis_wiped_mid_stream_is_detected_and_rebuilt_from_the_log(tmp_path: P
     assert result.exact, explain(result)
     logged = "".join(p.read_text() for p in result.logs.glob("aggregator-*.log"))
     assert "state lost" in logged
+
+
+@pytest.mark.timeout(120)
+def test_aggregator_readiness_says_redis_is_hung_and_the_partitions_stalled_then_recovers(
+    tmp_path: Path,
+) -> None:
+    """Redis paused (SIGSTOP: it holds its sockets and answers nothing) under a running aggregator
+    while events arrive: /readyz turns 503 naming Redis, then the stalled partitions; resumed, ready."""
+    import httpx
+
+    from benchmarks.kill_loop import produce_some
+    from pz.embedded import create_topics_sync, start_broker, start_redis
+    from pz.processes import free_port, spawn, wait_for_http
+
+    logs = tmp_path / "logs"
+    broker, bootstrap = start_broker(logs)
+    redis_proc, redis_url = start_redis(logs, data_dir=tmp_path / "redis", fsync="everysec")
+    port = free_port()
+    env = {
+        "PZ_KAFKA_BOOTSTRAP": bootstrap,
+        "PZ_REDIS_URL": redis_url,
+        "PZ_AGGREGATOR_PORT": str(port),
+        "PZ_AGGREGATOR_STATE_DIR": str(tmp_path / "aggregator"),
+        "PZ_STALL_AFTER_S": "2",
+    }
+    aggregator = None
+    try:
+        create_topics_sync(bootstrap, 4)
+        aggregator = spawn("aggregator", [sys.executable, "-m", "aggregator"], logs, env)
+        url = f"http://127.0.0.1:{port}/readyz"
+        wait_for_http(aggregator, url)
+        redis_proc.pause()
+        asyncio.run(produce_some(bootstrap, 200, 4))
+        deadline = time.monotonic() + 20
+        seen: set[str] = set()
+        while not {"redis", "progress"} <= seen and time.monotonic() < deadline:
+            body = httpx.get(url, timeout=5).json()
+            assert body["ready"] is False or not seen  # once not ready, it stays so while Redis hangs
+            seen |= {name for name, ok in body["checks"].items() if not ok}
+            time.sleep(0.2)
+        assert {"redis", "progress"} <= seen, seen
+        assert body["stalled"] and body["redis_down_since_ms"]
+        redis_proc.resume()
+        wait_for_http(aggregator, url, timeout_s=30)  # 200 again: Redis answers, the partitions move
+    finally:
+        if aggregator is not None:
+            aggregator.stop()
+        redis_proc.stop()
+        broker.stop()
