@@ -120,6 +120,7 @@ class Pipeline:
         self._task: asyncio.Task[None] | None = None
         self.watch = ProgressWatch(config.stall_after_s)
         self._recover: list[TopicPartition] = []  # stalled, to be sought again by the loop
+        self._truncated: list[TopicPartition] = []  # logs found ending below the committed offset
         self._sought_once: set[TopicPartition] = set()  # stalled again after a seek: a new consumer
         self._throttled = RateLimitedLog(log)
         self.redis_ok = True
@@ -383,7 +384,12 @@ class Pipeline:
             if position is None:
                 continue
             committed = position.offsets.get(tp.topic, self._start_offsets.get(tp, 0))
-            log_end = max(self._consumer.highwater(tp) or 0, listed.get(tp, 0))
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and highwater < committed and tp not in self._truncated:
+                # A fetch answered that the log ends below what was committed (the embedded broker
+                # answers so instead of "out of range"): the loop restarts the topic-partition.
+                self._truncated.append(tp)
+            log_end = max(highwater or 0, listed.get(tp, 0))
             progress = self.watch.observe(tp, committed, log_end, now_s)
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(progress.lag)
         for partition, ends in list(self.rebuilding.items()):
@@ -451,8 +457,25 @@ class Pipeline:
         for partition, position in self._positions.items():
             await self._seek(partition, position)
 
+    async def _restart_truncated(self) -> None:
+        """Topic-partitions whose log ends below the committed offset: consumed from the new log's
+        start (between batches: the next commit stores the new offset)."""
+        assert self._consumer is not None
+        truncated, self._truncated = self._truncated, []
+        for tp in truncated:
+            position = self._positions.get(tp.partition)
+            highwater = self._consumer.highwater(tp)
+            committed = position.offsets.get(tp.topic) if position is not None else None
+            if position is None or committed is None or highwater is None or highwater >= committed:
+                continue  # given up, or the log caught up meanwhile
+            self._report_truncation(tp, committed, int(highwater))
+            start = (await self._consumer.beginning_offsets([tp]))[tp]
+            position.offsets[tp.topic] = start
+            self._consumer.seek(tp, start)
+
     async def _recover_stalled(self) -> None:
         """First a seek back to the committed offset; stalled again, a new consumer altogether."""
+        await self._restart_truncated()
         if self._widen:
             self._widen = False
             await self._replace_consumer()
@@ -542,14 +565,17 @@ class Pipeline:
         highwater = self._consumer.highwater(tp)
         if highwater is None or highwater >= stored:
             return False
+        self._report_truncation(tp, stored, int(highwater))
+        return first < int(highwater)
+
+    def _report_truncation(self, tp: TopicPartition, committed: int, log_end: int) -> None:
         metrics.LOG_TRUNCATIONS.labels(tp.topic).inc()
         log.error(
             "the broker's log ends below the committed offset: it lost records (restarted without "
             "storage?) or the topic was made anew; consuming the log as it is now from its start",
-            extra={"topic": tp.topic, "partition": tp.partition, "committed": stored, "log_end": highwater},
+            extra={"topic": tp.topic, "partition": tp.partition, "committed": committed, "log_end": log_end},
         )
         self.watch.forget([tp])
-        return first < int(highwater)
 
     async def _reload(self, partition: int) -> None:
         """After a failed batch: Redis's position is the truth, whatever this process remembers.
