@@ -82,7 +82,11 @@ def create_app(config: AggregatorConfig | None = None) -> Starlette:
         store = StateStore(client, cfg.user_ttl_s)
         pipeline = Pipeline(cfg, store, lambda: rules.current)
         builder = SnapshotBuilder(
-            cfg, store, await _partition_count(cfg.kafka_bootstrap), lambda: rules.current
+            cfg,
+            store,
+            await _partition_count(cfg.kafka_bootstrap),
+            lambda: rules.current,
+            lambda: bool(pipeline.rebuilding),
         )
         app.state.redis, app.state.pipeline, app.state.snapshots = client, pipeline, builder
         relay = DeltaRelay(

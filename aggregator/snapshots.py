@@ -41,9 +41,17 @@ class BuiltSnapshot:
 
 class SnapshotBuilder:
     def __init__(
-        self, config: AggregatorConfig, store: StateStore, partitions: int, rules: Callable[[], RuleSet]
+        self,
+        config: AggregatorConfig,
+        store: StateStore,
+        partitions: int,
+        rules: Callable[[], RuleSet],
+        rebuilding: Callable[[], bool] = lambda: False,
     ) -> None:
         self._config = config
+        # While state lost in Redis is being rebuilt from the log, a new snapshot would carry partial
+        # totals to every edge: the scheduled builds keep the one held instead.
+        self._rebuilding = rebuilding
         self._rules = rules
         self._inventory = Inventory(config.inventory_file)
         self._store = store
@@ -62,6 +70,9 @@ class SnapshotBuilder:
     async def _every_interval(self) -> None:
         while True:
             await asyncio.sleep(self._config.snapshot_interval_s)
+            if self._rebuilding() and self.latest is not None:
+                log.warning("snapshot build skipped: state is being rebuilt from the log")
+                continue
             try:
                 await self.build()
             except Exception:  # keep serving the previous snapshot; the next tick retries
