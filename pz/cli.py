@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 
@@ -64,6 +65,13 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="the rules file the aggregator publishes (default: the demo shop's, pz/demo_shop/rules.yaml); "
         "edit it while pz runs and the change reaches the edge within seconds",
+    )
+    up.add_argument(
+        "--origin",
+        type=_origin_url,
+        default=None,
+        help="front this site instead of the demo shop (an http:// or https:// URL, e.g. "
+        "http://127.0.0.1:3000): its pages go through the edge, placeholders filled",
     )
     up.add_argument(
         "--country",
@@ -193,6 +201,17 @@ def run_snapshot_tool(args: argparse.Namespace) -> int:
     return 0 if args.tool == "inspect" or result["found"] else 3
 
 
+def _origin_url(text: str) -> str:
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000"
+        )
+    if parsed.query or parsed.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r}: the site's base URL, without a query or fragment")
+    return text.rstrip("/")
+
+
 def _country_code(text: str) -> str:
     if len(text) != 2 or not text.isascii() or not text.isalpha():
         raise argparse.ArgumentTypeError(f"{text!r} is not a two-letter country code such as DE")
@@ -220,7 +239,10 @@ def run_up(args: argparse.Namespace) -> int:
         snapshot_interval_s=args.snapshot_interval,
         rules_file=rules.resolve(),
         default_country=args.country,
-        inventory_file=write_inventory(args.state_dir.resolve() / "inventory.json"),
+        with_shop=args.origin is None,
+        origin_url=args.origin,
+        # the demo shop's sold-out list; a fronted site is not the demo's
+        inventory_file=None if args.origin else write_inventory(args.state_dir.resolve() / "inventory.json"),
     )
     stack = LocalStack(options)
     stopping = threading.Event()
@@ -237,13 +259,18 @@ def run_up(args: argparse.Namespace) -> int:
         except StackError as exc:
             say(f"pz up: {exc}", error=True)
             return 1
+        origin_line = (
+            f"origin (fronted)         {args.origin}/"
+            if args.origin
+            else f"demo shop (origin)       {stack.shop_url}/"
+        )
         say(
             f"pz is up.\n"
             f"  shop (through the edge)  {stack.edge_url}/\n"
             f"  decision API             {stack.edge_url}/pz/decide?slots=hero,recs\n"
             f"  edge metrics / health    {stack.edge_url}/metrics  {stack.edge_url}/readyz\n"
             f"  aggregator               {stack.aggregator_url}/readyz\n"
-            f"  demo shop (origin)       {stack.shop_url}/\n"
+            f"  {origin_line}\n"
             f"  Kafka                    {stack.kafka_bootstrap}\n"
             f"  Redis                    {stack.redis_url} (data in {options.state_dir / 'redis'})\n"
             f"  rules                    {rules} (edit it: changes go live in seconds)\n"

@@ -24,6 +24,7 @@ class StackOptions:
     kafka_bootstrap: str | None = None  # None: start the embedded broker
     redis_url: str | None = None  # None: start the embedded Redis server
     with_shop: bool = True
+    origin_url: str | None = None  # the site the edge fronts; None: the demo shop (when with_shop)
     rules_file: Path | None = None  # None: the built-in rules (schemas/rules/default_rules.yaml)
     inventory_file: Path | None = None  # what is sold out (the demo shop writes one)
     default_country: str = ""  # the country of visitors when no CDN header says it
@@ -129,7 +130,7 @@ class LocalStack:
             {
                 **env,
                 "PZ_EDGE_PORT": str(port),
-                "PZ_ORIGIN_URL": self.shop_url,
+                "PZ_ORIGIN_URL": self.options.origin_url or self.shop_url,
                 "PZ_EDGE_STATE_DIR": str(self.options.state_dir / name),
                 **(extra_env or {}),
             },
