@@ -39,17 +39,34 @@ PZ_HEADER_PREFIX = "x-pz-"
 MAX_PROXY_BODY_BYTES = 1024 * 1024
 
 
+def _spelled(name: str) -> str:
+    """One spelling of a header name: servers that map headers to variables (CGI, many frameworks)
+    read `X_PZ_SEGMENTS` as `X-PZ-SEGMENTS`, so both spellings are the same header to an origin."""
+    return name.lower().replace("_", "-")
+
+
 def forwardable_request_headers(request: Request, strip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop ones and any personalization header it sent itself."""
-    stripped = {name.lower() for name in strip}
-    return [
-        (name, value)
-        for name, value in request.headers.items()
-        if name not in _HOP_BY_HOP
-        and not name.startswith(PZ_HEADER_PREFIX)
-        and name not in stripped
-        and name != "content-length"
-    ]
+    """The client's headers minus hop-by-hop ones, those its `Connection` header names (RFC 9110
+    §7.6.1), and any personalization header it sent itself, in any spelling."""
+    stripped = {_spelled(name) for name in strip}
+    named = {
+        _spelled(token.strip())
+        for value in request.headers.getlist("connection")
+        for token in value.split(",")
+    }
+    forwarded = []
+    for name, value in request.headers.items():
+        spelled = _spelled(name)
+        if (
+            spelled in _HOP_BY_HOP
+            or spelled in named
+            or spelled.startswith(PZ_HEADER_PREFIX)
+            or spelled in stripped
+            or spelled == "content-length"
+        ):
+            continue
+        forwarded.append((name, value))
+    return forwarded
 
 
 class OriginProxy:

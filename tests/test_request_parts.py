@@ -57,3 +57,23 @@ def test_period_starts_follow_the_sites_calendar_and_clock_changes() -> None:
     day = period_starts(after, ZoneInfo("Europe/Berlin"))["day"]
     assert after - day == 11 * 3600
     assert berlin.read(frozenset({"country"}), {}, "/", "", now).get(PERIOD_STARTS) is None  # only if used
+
+
+def test_headers_named_in_connection_and_personalization_headers_in_any_spelling_stay_behind() -> None:
+    from starlette.requests import Request
+
+    from edge_worker.proxy import forwardable_request_headers
+
+    raw = [
+        (b"host", b"shop.example"),
+        (b"connection", b"keep-alive, X-Secret-Hop"),
+        (b"x-secret-hop", b"for the next hop only"),
+        (b"x-pz-segments", b"vip"),
+        (b"x_pz_segments", b"vip"),
+        (b"X_Pz_Variant", b"b"),
+        (b"x-country", b"DE"),
+        (b"accept", b"text/html"),
+    ]
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": raw, "query_string": b""})
+    forwarded = dict(forwardable_request_headers(request, strip=("x-country",)))
+    assert forwarded == {"accept": "text/html"}
