@@ -92,10 +92,7 @@ def test_pz_up_serves_the_shop_and_sigterm_stops_exactly_what_it_started(tmp_pat
         for pid in children:
             assert not Path(f"/proc/{pid}").exists(), f"child {pid} is still there"
     finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_pz_up(proc)
 
 
 def start_pz_up(state: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -123,6 +120,13 @@ def start_pz_up(state: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
         output += line
     assert "pz is up" in output, output
     return proc, output
+
+
+def end_pz_up(proc: subprocess.Popen[str]) -> None:
+    proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def children_of(pid: int) -> dict[int, str]:
@@ -175,10 +179,7 @@ def test_pz_up_restarts_a_killed_aggregator_and_nothing_outlives_its_sigkill(tmp
         proc.wait(timeout=10)
         assert gone(list(now)) == [], "children outlived pz up"
     finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_pz_up(proc)
 
 
 @pytest.mark.timeout(180)
@@ -194,10 +195,7 @@ def test_pz_up_whose_output_pipe_closed_still_stops_everything_on_ctrl_c(tmp_pat
         proc.wait(timeout=60)
         assert gone(children) == [], "children outlived pz up"
     finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_pz_up(proc)
 
 
 @pytest.mark.timeout(180)
@@ -232,10 +230,7 @@ def test_pz_up_fronts_another_site_with_origin(tmp_path: Path) -> None:
         assert "Café Origin" in answer.text  # the origin's page, through the edge
         assert "pz_uid" in answer.cookies  # which identified the visitor on the way
     finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        end_pz_up(proc)
         server.shutdown()
         server.server_close()
 
