@@ -45,6 +45,15 @@ def fresh_user() -> int:
     return int.from_bytes(secrets.token_bytes(8), "big")
 
 
+async def views_committed(
+    client: redis.Redis, user: int, item: str, count: int, timeout_s: float = 10.0
+) -> None:
+    """Until Redis holds `count` views of `item` for `user` (or the time is up: the caller asserts)."""
+    deadline = time.monotonic() + timeout_s
+    while await stored_views(client, user, item) != count and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
 def views(user: int, item: str, n: int) -> list[Event]:
     now_ms = int(time.time() * 1000)
     return [Event("page_view", user, now_ms + i, now_ms + i, item=item, category="watches") for i in range(n)]
@@ -95,7 +104,7 @@ async def test_views_become_window_state_in_redis_and_a_signed_delta(
         assert profile.items[0].item == "p0042" and profile.items[0].category == "watches"
         assert profile.lifetime is not None and profile.lifetime.views == 3
         assert profile.lifetime.last_seen_s == profile.items[0].times_s[0]
-        await wait_until(lambda: True)
+        await views_committed(redis_client, user, "p0042", 3)  # the delta goes out before the commit
         assert await stored_views(redis_client, user, "p0042") == 3
     finally:
         await pipeline.stop()
@@ -134,10 +143,7 @@ async def test_a_restarted_aggregator_neither_loses_nor_recounts_events(
     pipeline = await start_pipeline(services, redis_client, group)
     try:
         await read_topic(services.bootstrap, DELTAS_TOPIC, lambda rs: bool(deltas_for(rs, user)))
-        for _ in range(100):
-            if await stored_views(redis_client, user, "p0100") == 2:
-                break
-            await wait_until(lambda: True)
+        await views_committed(redis_client, user, "p0100", 2)
     finally:
         await pipeline.stop()
     assert await stored_views(redis_client, user, "p0100") == 2
