@@ -36,9 +36,9 @@ from redis.exceptions import RedisError
 from aggregator import metrics
 from aggregator.anomalies import user_flags
 from aggregator.config import AggregatorConfig
+from aggregator.consumer_guard import ConsumerGuard, topic_partitions
 from aggregator.delta_log import PublishedDeltas
 from aggregator.event_rates import RateMonitor
-from aggregator.fetch_wait import FetchWait
 from aggregator.intake import Routed, admit
 from aggregator.item_history import UserHistory, WindowSettings, add_events, expire, to_profile
 from aggregator.item_model import CoOccurrence, add_user_events
@@ -60,20 +60,11 @@ _RETRY_BACKOFF_S = 0.5
 _DRAIN_TIMEOUT_S = 10.0
 _OWNERSHIP_TICK_S = 0.5  # leases are renewed this often (they last config.lease_ms)
 _WATCH_TICK_S = 1.0
-_BROKER_TIMEOUT_S = 3.0
-# Fetches (and seconds) with the position below the broker's high-water mark and not moving: starved.
-_STARVED_AFTER_FETCHES = 20
-_STARVED_AFTER_S = 2.0
-_MAX_FETCH_WAIT_MS = 1000  # a list-offsets call that takes longer counts as the broker not answering
 
 
 def _log_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (error := task.exception()) is not None:
         log.critical("the consume loop has stopped", exc_info=error)
-
-
-def _tps(partitions: Iterable[int]) -> list[TopicPartition]:
-    return [TopicPartition(topic, p) for p in sorted(partitions) for topic in EVENT_TOPICS]
 
 
 class Pipeline:
@@ -118,19 +109,12 @@ class Pipeline:
         self._leases: PartitionLeases | None = None
         self._partition_count = 0
         self._task: asyncio.Task[None] | None = None
-        self.watch = ProgressWatch(config.stall_after_s)
-        self._recover: list[TopicPartition] = []  # stalled, to be sought again by the loop
-        self._truncated: list[TopicPartition] = []  # logs found ending below the committed offset
-        self._sought_once: set[TopicPartition] = set()  # stalled again after a seek: a new consumer
+        self.guard = ConsumerGuard(self, config.stall_after_s, config.fetch_max_wait_ms)
         self._throttled = RateLimitedLog(log)
         self.redis_ok = True
         self.redis_down_since_ms: int | None = None  # wall clock, since the pipeline's Redis calls fail
-        self.broker_ok = True
         self._idle = asyncio.Event()
         self._idle.set()
-        self._fetch_wait = FetchWait(config.fetch_max_wait_ms)
-        self._widen = False  # the fetch wait was widened: the loop replaces the consumer
-        self._listing: asyncio.Future[dict[TopicPartition, int]] | None = None  # end offsets asked for
 
     @property
     def assigned(self) -> bool:
@@ -147,7 +131,7 @@ class Pipeline:
             bootstrap_servers=self._config.kafka_bootstrap,
             enable_auto_commit=False,  # offsets live in Redis, committed with the state
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._fetch_wait.ms,
+            fetch_max_wait_ms=self.guard.fetch_wait.ms,
         )
 
     async def start(self) -> None:
@@ -179,8 +163,7 @@ class Pipeline:
         another and the leases are given back, so that another member takes over at once."""
         await cancel_and_wait(self._rates_task)
         await cancel_and_wait(self._watch_task)
-        if self._listing is not None and not self._listing.done():
-            self._listing.cancel()  # stopping: the consumer goes too
+        self.guard.stop()
         await self.drain()
         await cancel_and_wait(self._task)  # no await in between: the loop cannot start another batch
         if self._leases is not None:
@@ -205,15 +188,10 @@ class Pipeline:
             self._positions.pop(partition, None)
             self._uncertain.discard(partition)
             self.rebuilding.pop(partition, None)
-            tps = _tps([partition])
-            self.watch.forget(tps)
+            tps = topic_partitions([partition])
+            self.guard.forget(tps)
             for tp in tps:
                 self._start_offsets.pop(tp, None)
-                self._sought_once.discard(tp)
-                try:
-                    metrics.CONSUMER_LAG.remove(tp.topic, str(tp.partition))
-                except KeyError:
-                    pass  # never reported
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
         self.rates.reset()
 
@@ -228,9 +206,9 @@ class Pipeline:
         if not change.gained and not change.lost:
             return
         self.forget(change.lost)
-        self._consumer.assign(_tps(change.owned))
+        self._consumer.assign(topic_partitions(change.owned))
         for partition in change.owned - change.gained:  # assign() forgets every position: seek again
-            await self._seek(partition, self._positions[partition])
+            await self.seek(partition, self._positions[partition])
         try:
             await self.restore(change.gained)
         except (RedisError, KafkaError, OSError) as exc:
@@ -238,9 +216,9 @@ class Pipeline:
             self._throttled.warning("restore", "restoring partitions failed; retrying", error=repr(exc))
             self.forget(change.gained)
             self._leases.owned = self._leases.owned - change.gained
-            self._consumer.assign(_tps(self._positions))
+            self._consumer.assign(topic_partitions(self._positions))
             for partition, position in self._positions.items():
-                await self._seek(partition, position)
+                await self.seek(partition, position)
             return
         log.info(
             "partitions owned",
@@ -264,13 +242,13 @@ class Pipeline:
             if position.fresh and published:
                 await self._state_lost(partition, published)
             self._positions[partition] = position
-            await self._seek(partition, position)
+            await self.seek(partition, position)
         metrics.ASSIGNED_PARTITIONS.set(len(self._positions))
         self.rates.reset()
 
-    async def _seek(self, partition: int, position: PartitionPosition) -> None:
+    async def seek(self, partition: int, position: PartitionPosition) -> None:
         assert self._consumer is not None
-        for tp in _tps([partition]):
+        for tp in topic_partitions([partition]):
             offset = position.offsets.get(tp.topic)
             if offset is None:
                 await self._consumer.seek_to_beginning(tp)
@@ -282,7 +260,7 @@ class Pipeline:
         """Redis holds no position for a partition that deltas were published for: its state was lost.
         Rebuilt from the oldest records the topics still hold; said how far back that reaches."""
         assert self._consumer is not None
-        tps = _tps([partition])
+        tps = topic_partitions([partition])
         oldest = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
         self.rebuilding[partition] = {tp.topic: ends[tp] for tp in tps}
@@ -332,14 +310,14 @@ class Pipeline:
         while True:
             if time.monotonic() >= next_tick_s:
                 await self._rebalance()
-                await self._recover_stalled()
+                await self.guard.recover()
                 next_tick_s = time.monotonic() + _OWNERSHIP_TICK_S
             if not self._positions:
                 await asyncio.sleep(_OWNERSHIP_TICK_S)
                 continue
             assert self._consumer is not None
             batch = await self._consumer.getmany(timeout_ms=100, max_records=10_000)
-            self._fetch_wait.fetches += 1  # proof that the loop fetches, not stuck in a batch
+            self.guard.fetch_wait.fetches += 1  # proof that the loop fetches, not stuck in a batch
             if not batch:
                 continue
             self._idle.clear()
@@ -359,146 +337,38 @@ class Pipeline:
         """Every tick: each owned topic-partition's committed offset against its log end."""
         while True:
             await asyncio.sleep(_WATCH_TICK_S)
-            await self.check_progress()
+            await self.guard.check_progress()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self._consumer is not None, "started"
+        return self._consumer
+
+    @property
+    def positions(self) -> dict[int, PartitionPosition]:
+        """Where each owned partition stands: what was committed (or is being, in a batch)."""
+        return self._positions
+
+    @property
+    def start_offsets(self) -> dict[TopicPartition, int]:
+        return self._start_offsets
+
+    @property
+    def watch(self) -> ProgressWatch:
+        return self.guard.watch
 
     async def check_progress(self) -> None:
-        assert self._consumer is not None
-        tps = _tps(self._positions)
-        listed: dict[TopicPartition, int] = {}
-        if tps:
-            # Waited for, never cancelled (shield): a request cut short inside aiokafka can leave its
-            # client's state half-done; a slow one is simply waited for again at the next tick.
-            if self._listing is None or self._listing.done():
-                self._listing = asyncio.ensure_future(self._consumer.end_offsets(tps))
-            try:
-                listed = await asyncio.wait_for(asyncio.shield(self._listing), _BROKER_TIMEOUT_S)
-                self.broker_ok = True
-                metrics.DEPENDENCY_UP.labels("kafka").set(1)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                self.broker_ok = False
-                metrics.DEPENDENCY_UP.labels("kafka").set(0)
-                self._throttled.warning("kafka", "the broker does not answer list-offsets", error=repr(exc))
-        now_s = time.monotonic()
-        for tp in tps:
-            position = self._positions.get(tp.partition)
-            if position is None:
-                continue
-            committed = position.offsets.get(tp.topic, self._start_offsets.get(tp, 0))
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None and highwater < committed and tp not in self._truncated:
-                # A fetch answered that the log ends below what was committed (the embedded broker
-                # answers so instead of "out of range"): the loop restarts the topic-partition.
-                self._truncated.append(tp)
-            log_end = max(highwater or 0, listed.get(tp, 0))
-            progress = self.watch.observe(tp, committed, log_end, now_s)
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(progress.lag)
-        for partition, ends in list(self.rebuilding.items()):
-            position = self._positions.get(partition)
-            if position is not None and all(position.offsets.get(t, 0) >= end for t, end in ends.items()):
-                del self.rebuilding[partition]
-                log.warning(
-                    "partition rebuilt from the log after the state loss", extra={"partition": partition}
-                )
-        await self._check_starvation(tps)
-        for stalled in self.watch.newly_stalled(now_s):
-            metrics.STALLS.labels(stalled.tp.topic).inc()
-            log.error(
-                "partition stalled: records beyond the committed offset and no progress",
-                extra={
-                    "topic": stalled.tp.topic,
-                    "partition": stalled.tp.partition,
-                    "committed": stalled.committed,
-                    "log_end": stalled.log_end,
-                    "idle_s": round(stalled.idle_s, 1),
-                    "fetch_position": self._position_of(stalled.tp),
-                    "redis_ok": self.redis_ok,
-                },
-            )
-            self._recover.append(stalled.tp)
-        metrics.STALLED_PARTITIONS.set(len(self.watch.stalled()))
+        await self.guard.check_progress()
 
-    async def _check_starvation(self, tps: list[TopicPartition]) -> None:
-        """Fetches answered with nothing below the broker's high-water mark (fetch_wait explains
-        when the embedded broker does that): the fetch wait is doubled and the consumer replaced."""
-        assert self._consumer is not None
-        now_s = time.monotonic()
-        starving = [
-            f"{tp.topic}/{tp.partition}@{self._position_of(tp)}<{self._consumer.highwater(tp)}"
-            for tp in tps
-            if self._fetch_wait.starved(tp, self._position_of(tp), self._consumer.highwater(tp), now_s)
-        ]
-        if starving and self._fetch_wait.widen():
-            metrics.FETCH_WAIT_MS.set(self._fetch_wait.ms)
-            metrics.STALL_RECOVERIES.labels("longer_fetch_wait").inc()
-            log.warning(
-                "the broker answers fetches below its high-water mark with no records; fetching with a "
-                "longer wait (the embedded broker lists a partition's batches within the fetch wait, "
-                "and a long partition is not listed in time)",
-                extra={"partitions": starving, "fetch_max_wait_ms": self._fetch_wait.ms},
-            )
-            self._widen = True
-
-    def _position_of(self, tp: TopicPartition) -> int | None:
-        assert self._consumer is not None
-        try:
-            # The fetch position without position()'s wait for a reset: aiokafka keeps it here.
-            subscription = self._consumer._subscription.subscription  # noqa: SLF001
-            state = subscription.assignment.state_value(tp)
-            return int(state.position) if state is not None and state.has_valid_position else None
-        except (AttributeError, TypeError, KeyError):
-            return None
-
-    async def _replace_consumer(self) -> None:
+    async def replace_consumer(self) -> None:
+        """A new consumer (with the fetch wait in force now), at every owned partition's position."""
         assert self._consumer is not None
         await self._consumer.stop()
         self._consumer = self._new_consumer()
         await self._consumer.start()
-        self._consumer.assign(_tps(self._positions))
+        self._consumer.assign(topic_partitions(self._positions))
         for partition, position in self._positions.items():
-            await self._seek(partition, position)
-
-    async def _restart_truncated(self) -> None:
-        """Topic-partitions whose log ends below the committed offset: consumed from the new log's
-        start (between batches: the next commit stores the new offset)."""
-        assert self._consumer is not None
-        truncated, self._truncated = self._truncated, []
-        for tp in truncated:
-            position = self._positions.get(tp.partition)
-            highwater = self._consumer.highwater(tp)
-            committed = position.offsets.get(tp.topic) if position is not None else None
-            if position is None or committed is None or highwater is None or highwater >= committed:
-                continue  # given up, or the log caught up meanwhile
-            self._report_truncation(tp, committed, int(highwater))
-            start = (await self._consumer.beginning_offsets([tp]))[tp]
-            position.offsets[tp.topic] = start
-            self._consumer.seek(tp, start)
-
-    async def _recover_stalled(self) -> None:
-        """First a seek back to the committed offset; stalled again, a new consumer altogether."""
-        await self._restart_truncated()
-        if self._widen:
-            self._widen = False
-            await self._replace_consumer()
-        if not self._recover:
-            return
-        stalled, self._recover = self._recover, []
-        assert self._consumer is not None
-        again = [tp for tp in stalled if tp in self._sought_once]
-        if again:
-            metrics.STALL_RECOVERIES.labels("new_consumer").inc()
-            log.error(
-                "stalled after a seek too: replacing the consumer",
-                extra={"partitions": [str(t) for t in again]},
-            )
-            await self._replace_consumer()
-            self._sought_once.clear()
-        else:
-            metrics.STALL_RECOVERIES.labels("seek").inc()
-            for tp in stalled:
-                if (current := self._positions.get(tp.partition)) is not None:
-                    await self._seek(tp.partition, current)
-                    self._sought_once.add(tp)
-        self.watch.restart_clock(stalled, time.monotonic())
+            await self.seek(partition, position)
 
     async def _process_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         started = time.perf_counter()
@@ -565,17 +435,8 @@ class Pipeline:
         highwater = self._consumer.highwater(tp)
         if highwater is None or highwater >= stored:
             return False
-        self._report_truncation(tp, stored, int(highwater))
+        self.guard.report_truncation(tp, stored, int(highwater))
         return first < int(highwater)
-
-    def _report_truncation(self, tp: TopicPartition, committed: int, log_end: int) -> None:
-        metrics.LOG_TRUNCATIONS.labels(tp.topic).inc()
-        log.error(
-            "the broker's log ends below the committed offset: it lost records (restarted without "
-            "storage?) or the topic was made anew; consuming the log as it is now from its start",
-            extra={"topic": tp.topic, "partition": tp.partition, "committed": committed, "log_end": log_end},
-        )
-        self.watch.forget([tp])
 
     async def _reload(self, partition: int) -> None:
         """After a failed batch: Redis's position is the truth, whatever this process remembers.
@@ -598,7 +459,7 @@ class Pipeline:
             )
         self._positions[partition] = reloaded
         self._uncertain.discard(partition)
-        await self._seek(partition, reloaded)
+        await self.seek(partition, reloaded)
 
     async def _process_partition(self, partition: int, parts: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self._producer is not None
