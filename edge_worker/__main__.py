@@ -36,7 +36,15 @@ def main() -> None:
             log_access=False,
         ).serve()
         return
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,  # a proxied response keeps the origin's Server and Date, one of each
+        date_header=False,  # RequestMetrics dates the rest
+    )
 
 
 if __name__ == "__main__":

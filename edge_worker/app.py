@@ -30,6 +30,7 @@ from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
 from edge_worker.event_sink import EventSink, OutboundRecord
+from edge_worker.forwarding import ForwardingPolicy
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookiePolicy, CookieSigner, Identity
@@ -52,12 +53,21 @@ from schemas.topics import EXPOSURE_TOPIC, partition_for_key
 log = logging.getLogger("pz.edge")
 
 
+def identity_cookie(
+    request: Request, identity: Identity, policy: CookiePolicy, signer: CookieSigner
+) -> bytes | None:
+    """The Set-Cookie value that gives a new visitor their identity, or None for a known one."""
+    if not identity.is_new:
+        return None
+    https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    return policy.set_cookie(signer.cookie_value(identity.raw_id), https)
+
+
 def set_identity_cookie(
     response: Response, request: Request, identity: Identity, policy: CookiePolicy, signer: CookieSigner
 ) -> None:
-    if identity.is_new:
-        https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-        cookie = policy.set_cookie(signer.cookie_value(identity.raw_id), https)
+    cookie = identity_cookie(request, identity, policy, signer)
+    if cookie is not None:
         response.raw_headers.append((b"set-cookie", cookie))
 
 
@@ -107,7 +117,10 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 raise ConfigError(
                     f"PZ_ORIGIN_FALLBACK_FILE={cfg.origin_fallback_file!r}: {exc.strerror}"
                 ) from None
-        proxy = OriginProxy(cfg.origin_url, CircuitBreaker(cfg.origin_failures, cfg.origin_open_s), fallback)
+        policy = ForwardingPolicy(
+            cfg.origin_url, cfg.origin_host, cfg.public_url, cfg.trusted_proxies, cfg.server_header
+        )
+        proxy = OriginProxy(policy, CircuitBreaker(cfg.origin_failures, cfg.origin_open_s), fallback)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -254,9 +267,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
         strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
-        response = await proxy.forward(request, headers, inject=resolver, strip=strip)
-        set_identity_cookie(response, request, identity, cookies, signer)
-        return response
+        # Set only where no shared cache may keep it (the proxy decides): never one visitor's id for all.
+        cookie = identity_cookie(request, identity, cookies, signer)
+        return await proxy.forward(request, headers, inject=resolver, strip=strip, identity_cookie=cookie)
 
     app = Starlette(
         routes=[

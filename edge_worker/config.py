@@ -6,8 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from edge_worker.forwarding import IpNetwork, parse_trusted_proxies
 from edge_worker.origin_headers import MAX_BUCKETS, HeaderNames
 from schemas.settings import (
     DEV_SIGNING_KEY_ID,
@@ -22,6 +24,29 @@ from schemas.settings import (
 from schemas.signing import SigningKey, Verifier
 
 DEV_COOKIE_SECRET = "pz-dev-cookie-secret"  # noqa: S105 - documented development default
+
+
+def _base_url(name: str, text: str) -> str:
+    """An http(s) base URL (scheme and host, maybe a port), or "" when unset."""
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{name}={text!r}: expected an http:// or https:// URL such as https://shop.example"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}: the port is not a number") from None
+    return text.rstrip("/")
+
+
+def _trusted_proxies(text: str) -> tuple[IpNetwork, ...]:
+    try:
+        return parse_trusted_proxies(text)
+    except ValueError as exc:
+        raise ConfigError(f"PZ_TRUSTED_PROXIES: {exc}") from None
 
 
 def _country(text: str) -> str:
@@ -72,6 +97,10 @@ class EdgeConfig:
     origin_failures: int = 5  # consecutive failures that open the circuit breaker
     origin_open_s: float = 5.0
     origin_fallback_file: str = ""  # an HTML page served while the origin is down
+    origin_host: str = ""  # the Host the origin is asked for; "": the client's
+    public_url: str = ""  # the edge's public base URL for rewritten redirects; "": the one the client used
+    trusted_proxies: tuple[IpNetwork, ...] = ()  # peers whose X-Forwarded-* and Forwarded are kept
+    server_header: str = ""  # replaces the origin's Server header; "": the origin's passes
     header_names: HeaderNames = HeaderNames()
     buckets: int = MAX_BUCKETS
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
@@ -88,7 +117,7 @@ class EdgeConfig:
             kafka_bootstrap=env_str(e, "PZ_KAFKA_BOOTSTRAP", d.kafka_bootstrap),
             aggregator_url=env_str(e, "PZ_AGGREGATOR_URL", d.aggregator_url).rstrip("/"),
             partitions=env_int(e, "PZ_PARTITIONS", d.partitions, minimum=1, maximum=10_000),
-            origin_url=env_str(e, "PZ_ORIGIN_URL", d.origin_url).rstrip("/"),
+            origin_url=_base_url("PZ_ORIGIN_URL", env_str(e, "PZ_ORIGIN_URL", d.origin_url)),
             state_dir=Path(env_str(e, "PZ_EDGE_STATE_DIR", str(d.state_dir))),
             cookie_name=env_str(e, "PZ_COOKIE_NAME", d.cookie_name),
             cookie_secret=env_str(e, "PZ_COOKIE_SECRET", DEV_COOKIE_SECRET).encode(),
@@ -114,6 +143,10 @@ class EdgeConfig:
             origin_failures=env_int(e, "PZ_ORIGIN_FAILURES", d.origin_failures, minimum=1, maximum=1000),
             origin_open_s=env_float(e, "PZ_ORIGIN_OPEN_S", d.origin_open_s, minimum=0.1),
             origin_fallback_file=env_str(e, "PZ_ORIGIN_FALLBACK_FILE", d.origin_fallback_file),
+            origin_host=env_str(e, "PZ_ORIGIN_HOST", d.origin_host),
+            public_url=_base_url("PZ_PUBLIC_URL", env_str(e, "PZ_PUBLIC_URL", d.public_url)),
+            trusted_proxies=_trusted_proxies(env_str(e, "PZ_TRUSTED_PROXIES", "")),
+            server_header=env_str(e, "PZ_SERVER_HEADER", d.server_header),
             header_names=HeaderNames(
                 env_str(e, "PZ_HEADER_SEGMENTS", d.header_names.segments).lower(),
                 env_str(e, "PZ_HEADER_VARIANT", d.header_names.variant).lower(),

@@ -38,6 +38,14 @@ SNAPSHOT_LOADS = Counter("pz_edge_snapshot_loads_total", "Snapshots loaded", ["s
 SNAPSHOT_REJECTED = Counter("pz_edge_snapshot_rejected_total", "Snapshots refused", ["reason"])
 PROXIED = Counter("pz_edge_proxied_total", "Origin responses streamed back", ["mode"])
 SLOTS_INJECTED = Counter("pz_edge_slots_injected_total", "Placeholders filled while proxying", ["slot"])
+SLOTS_LEFT_UNFILLED = Counter(
+    "pz_edge_slots_left_unfilled_total",
+    "Placeholders left as the origin sent them: their old content did not end within the limit",
+    ["slot"],
+)
+PAGES_NOT_REWRITTEN = Counter(
+    "pz_edge_pages_not_rewritten_total", "HTML pages passed unchanged, by reason", ["reason"]
+)
 ORIGIN_ERRORS = Counter("pz_edge_origin_errors_total", "Requests the origin did not answer")
 ORIGIN_SHORT_CIRCUITED = Counter(
     "pz_edge_origin_short_circuited_total", "Requests answered while the breaker was open"

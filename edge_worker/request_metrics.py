@@ -1,6 +1,10 @@
-"""ASGI middleware counting requests by route and status, with bounded label values."""
+"""ASGI middleware counting requests by route and status, with bounded label values, and giving
+each response one Date: the server's own is off, so a proxied response keeps the origin's alone."""
 
 from __future__ import annotations
+
+import time
+from email.utils import formatdate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +31,9 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = str(message["status"])
+                headers = message.get("headers")
+                if headers is None or not any(key == b"date" for key, _ in headers):
+                    message["headers"] = [*(headers or ()), (b"date", _http_date())]
             await send(message)
 
         try:
@@ -36,3 +43,15 @@ class RequestMetrics:
             if counter is None:  # labels() checks and builds a key: once per pair is enough
                 counter = self._children[(route, status)] = metrics.REQUESTS.labels(route, status)
             counter.inc()
+
+
+_date_cache: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    """Now as an HTTP date, formatted once a second."""
+    global _date_cache  # noqa: PLW0603 - one process-wide cache of one value
+    now_s = int(time.time())
+    if _date_cache[0] != now_s:
+        _date_cache = (now_s, formatdate(now_s, usegmt=True).encode())
+    return _date_cache[1]

@@ -60,9 +60,7 @@ def test_period_starts_follow_the_sites_calendar_and_clock_changes() -> None:
 
 
 def test_headers_named_in_connection_and_personalization_headers_in_any_spelling_stay_behind() -> None:
-    from starlette.requests import Request
-
-    from edge_worker.proxy import forwardable_request_headers
+    from edge_worker.forwarding import ClientSide, ForwardingPolicy
 
     raw = [
         (b"host", b"shop.example"),
@@ -74,6 +72,14 @@ def test_headers_named_in_connection_and_personalization_headers_in_any_spelling
         (b"x-country", b"DE"),
         (b"accept", b"text/html"),
     ]
-    request = Request({"type": "http", "method": "GET", "path": "/", "headers": raw, "query_string": b""})
-    forwarded = dict(forwardable_request_headers(request, strip=("x-country",)))
-    assert forwarded == {"accept": "text/html"}
+    policy = ForwardingPolicy("http://127.0.0.1:9000")
+    client = ClientSide("203.0.113.7", "https", "shop.example", trusted_peer=False)
+    forwarded = dict(policy.request_headers(raw, client, strip=frozenset({"x-country"})))
+    assert forwarded == {
+        "accept": "text/html",
+        "host": "shop.example",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-host": "shop.example",
+        "x-forwarded-proto": "https",
+        "forwarded": 'for=203.0.113.7;host="shop.example";proto=https',
+    }
