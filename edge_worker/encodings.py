@@ -17,7 +17,7 @@ import brotli
 
 ORIGIN_ACCEPT_ENCODING = "br, gzip, deflate"
 DECODABLE = frozenset({"identity", "br", "gzip", "deflate"})
-MAX_PIECE_BYTES = 256 * 1024
+MAX_PIECE_BYTES = 256 * 1024  # a piece of a decoded body is at most twice this
 
 
 class Encoder(Protocol):
@@ -124,15 +124,14 @@ class _Unbrotli:
         self._b = brotli.Decompressor()
 
     def pieces(self, data: bytes, final: bool = False) -> Iterator[bytes]:
-        if data or not self._b.can_accept_more_data():
-            out = self._b.process(data, output_buffer_limit=MAX_PIECE_BYTES)
-            if out:
-                yield out
-            while not self._b.can_accept_more_data():
-                out = self._b.process(b"", output_buffer_limit=MAX_PIECE_BYTES)
-                if not out:
-                    break
-                yield out
+        # The limit stops the output buffer growing (it may end up to twice as large); output still
+        # pending comes out of further calls with no input.
+        out = self._b.process(data, output_buffer_limit=MAX_PIECE_BYTES) if data else b""
+        while out:
+            yield out
+            if len(out) < MAX_PIECE_BYTES or self._b.is_finished():
+                break
+            out = self._b.process(b"", output_buffer_limit=MAX_PIECE_BYTES)
 
 
 def decoder_for(coding: str) -> Decoder:

@@ -198,43 +198,6 @@ def test_pz_up_whose_output_pipe_closed_still_stops_everything_on_ctrl_c(tmp_pat
         end_pz_up(proc)
 
 
-@pytest.mark.timeout(180)
-def test_pz_up_fronts_another_site_with_origin(tmp_path: Path) -> None:
-    """`pz up --origin URL`: the edge proxies that site, and no demo shop is started."""
-    import http.server
-    import threading
-
-    page = b'<html><body><h1>Caf\xc3\xa9 Origin</h1><div data-pz-slot="recs">fallback</div></body></html>'
-
-    class Site(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}"
-    proc, output = start_pz_up(tmp_path, "--origin", origin)
-    try:
-        assert f"origin (fronted)         {origin}/" in output
-        children = children_of(proc.pid)
-        assert not any("pz.demo_shop" in cmd for cmd in children.values())  # no demo shop
-        edge_url = re.search(r"shop \(through the edge\)\s+(\S+)", output).group(1)  # type: ignore[union-attr]
-        answer = httpx.get(f"{edge_url}/", timeout=10)
-        assert "Café Origin" in answer.text  # the origin's page, through the edge
-        assert "pz_uid" in answer.cookies  # which identified the visitor on the way
-    finally:
-        end_pz_up(proc)
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_bad_origin_is_refused_by_name() -> None:
     result = run_pz("up", "--origin", "ftp://example.com")
     assert result.returncode == 2
