@@ -4,13 +4,18 @@
    repeats) for pz's HtmlInjector and, in the same run, lol_html (python-lolhtml, streaming too),
    selectolax and lxml (parse, replace, serialise the whole page).
 2. Memory: the injector's held bytes and the peak Python allocation while a 10 MB page streams.
-3. Proxy: closed-loop requests/s and latency through an edge process for the same page with
-   injection and as a plain pass-through (same edge, same run), and from the origin alone.
+3. Proxy: the page served by nginx, then wrk (16 connections) against, in interleaved rounds of the
+   same run: the origin alone, nginx `proxy_pass` in front of it, the edge passing the page through
+   and the edge filling it. Servers on core 0, origin and load on core 1 (on one core the figures
+   say less). Medians of the rounds; time to first byte from a sequential probe.
+   `proxy_vs_nginx` = injecting edge / nginx proxy. Without nginx or wrk the demo shop is the
+   origin and this process the load: it says so, and there is no nginx figure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -21,6 +26,7 @@ from typing import Any
 
 from benchmarks.common import environment, latency_summary, print_table, started_at, write_json
 from benchmarks.http_load import LoadClient, build_request
+from benchmarks.reference_proxy import Nginx, free_port, pin, ttfb, wrk
 from edge_worker.html_inject import HtmlInjector
 from pz.local_stack import LocalStack, StackOptions
 
@@ -189,6 +195,16 @@ def _settle_the_allocator() -> None:
     del block
 
 
+def _closed_loop_in_process(url: str, path: str, accept: str, seconds: float) -> dict[str, float]:
+    rps, latencies = asyncio.run(_closed_loop(url, path, accept, seconds))
+    summary = latency_summary(latencies, "latency")
+    return {
+        "rps": rps,
+        "latency_p50_ms": summary["latency_p50_ms"],
+        "latency_p99_ms": summary["latency_p99_ms"],
+    }
+
+
 def run_proxy(quick: bool, json_path: Path | None) -> int:
     began = started_at()
     page = listing_page(100 * 1024)
@@ -199,36 +215,109 @@ def run_proxy(quick: bool, json_path: Path | None) -> int:
         {"pz": _pz, "lolhtml": _lolhtml, "selectolax": _selectolax, "lxml": _lxml}, chunks, len(page), repeats
     )
     memory = _memory_for_big_page()
-    seconds = 3.0 if quick else 10.0
-    with tempfile.TemporaryDirectory(prefix="pz-bench-proxy-") as state:
-        stack = LocalStack(StackOptions(edge_port=0, shop_port=0, aggregator_port=0, state_dir=Path(state)))
+    seconds = 3.0 if quick else 5.0
+    rounds = 2 if quick else 3
+    reference = Nginx.available() is not None and shutil.which("wrk") is not None
+    if not reference:
+        print(
+            "nginx or wrk is missing (scripts/install --with-bench installs them): the demo shop is the "
+            "origin, this process the load, and there is no nginx figure",
+            flush=True,
+        )
+    figures: dict[str, list[dict[str, float]]] = {"origin": [], "nginx": [], "passthrough": [], "proxy": []}
+    ttfbs: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="pz-bench-proxy-") as work_dir:
+        work = Path(work_dir)
+        origin = Nginx(free_port(), work / "origin")
+        front = Nginx(free_port(), work / "front")
+        path = "/page.html" if reference else "/category/books"
+        if reference:
+            (work / "www").mkdir()
+            (work / "www" / "page.html").write_bytes(page)
+            origin.start(core=1, root=work / "www")
+            front.start(core=0, upstream=f"127.0.0.1:{origin.port}")
+        options = StackOptions(
+            edge_port=0,
+            shop_port=0,
+            aggregator_port=0,
+            state_dir=work / "stack",
+            with_shop=not reference,
+            origin_url=f"http://127.0.0.1:{origin.port}" if reference else None,
+        )
+        stack = LocalStack(options)
         print("starting the stack…", flush=True)
         stack.up()
         try:
-            path = "/category/books"
-            origin_rps, origin_ms = asyncio.run(_closed_loop(stack.shop_url, path, "text/html", seconds))
-            pass_rps, pass_ms = asyncio.run(
-                _closed_loop(stack.edge_url, path, "application/xhtml+xml", seconds)
-            )
-            inject_rps, inject_ms = asyncio.run(_closed_loop(stack.edge_url, path, "text/html", seconds))
+            for name, process in stack.processes.items():  # the edge has core 0 to itself
+                pin(process.pid, 0 if name == "edge" else 1)
+            origin_url = f"http://127.0.0.1:{origin.port}" if reference else stack.shop_url
+            targets = {
+                "origin": (origin_url, "text/html"),
+                "nginx": (f"http://127.0.0.1:{front.port}", "text/html"),
+                "passthrough": (stack.edge_url, "application/xhtml+xml"),
+                "proxy": (stack.edge_url, "text/html"),
+            }
+            if not reference:
+                del targets["nginx"]
+            for _ in range(rounds):
+                for name, (base, accept) in targets.items():
+                    if reference:
+                        load = wrk(base + path, accept, seconds, 16, core=1)
+                        figures[name].append(
+                            {
+                                "rps": load.rps,
+                                "latency_p50_ms": load.latency_p50_ms,
+                                "latency_p99_ms": load.latency_p99_ms,
+                            }
+                        )
+                    else:
+                        figures[name].append(_closed_loop_in_process(base, path, accept, seconds))
+            for name, (base, accept) in targets.items():
+                if name != "origin":
+                    host, port = base.removeprefix("http://").rsplit(":", 1)
+                    ttfbs[name] = ttfb(host, int(port), path, accept)
         finally:
             stack.down()
-    pz_rate = engines["pz"] or float("nan")
+            front.stop()
+            origin.stop()
+
+    def median(name: str, key: str) -> float | None:
+        values = [round_[key] for round_ in figures[name]]
+        return round(statistics.median(values), 2) if values else None
+
+    nginx_rps = median("nginx", "rps")
+    proxy_rps = median("proxy", "rps")
+    pass_rps = median("passthrough", "rps")
+    assert proxy_rps is not None and pass_rps is not None
     metrics: dict[str, Any] = {
         "inject_mb_per_s": engines["pz"],
-        "proxy_rps": round(inject_rps, 1),
-        "passthrough_rps": round(pass_rps, 1),
-        "proxy_over_passthrough": round(inject_rps / pass_rps, 3),
-        **{f"proxy_{k}": round(v, 2) for k, v in latency_summary(inject_ms, "latency").items()},
-        **{f"passthrough_{k}": round(v, 2) for k, v in latency_summary(pass_ms, "latency").items()},
+        "proxy_rps": proxy_rps,
+        "passthrough_rps": pass_rps,
+        "proxy_over_passthrough": round(proxy_rps / pass_rps, 3),
+        "proxy_vs_nginx": round(proxy_rps / nginx_rps, 3) if nginx_rps else None,
+        "passthrough_vs_nginx": round(pass_rps / nginx_rps, 3) if nginx_rps else None,
+        **{
+            f"{name}_{key}": median(name, key)
+            for name in ("proxy", "passthrough")
+            for key in ("latency_p50_ms", "latency_p99_ms")
+        },
+        **{
+            f"{name}_{key}": value
+            for name, found in ttfbs.items()
+            for key, value in found.items()
+            if key in ("ttfb_p50_ms", "ttfb_p99_ms")
+        },
+        "rounds_rps": {name: [round(r["rps"], 1) for r in found] for name, found in figures.items() if found},
         "memory_10mb_page": memory,
     }
     baseline = {
+        "nginx_proxy_rps": nginx_rps,
+        "origin_rps": median("origin", "rps"),
         "lolhtml_mb_per_s": engines["lolhtml"],
         "selectolax_mb_per_s": engines["selectolax"],
         "lxml_mb_per_s": engines["lxml"],
-        "origin_rps": round(origin_rps, 1),
     }
+    pz_rate = engines["pz"] or float("nan")
     result = {
         "scenario": "proxy",
         "params": {
@@ -236,13 +325,19 @@ def run_proxy(quick: bool, json_path: Path | None) -> int:
             "chunk_bytes": CHUNK,
             "placeholders": 3,
             "quick": quick,
-            "proxy_connections": 16,
-            "proxy_seconds": seconds,
-            "load": "this process; edge and origin in theirs",
+            "connections": 16,
+            "seconds_per_round": seconds,
+            "rounds": rounds,
+            "reference": "nginx origin and proxy_pass, wrk"
+            if reference
+            else "demo shop origin, in-process load",
+            "cores": "edge and nginx proxy on core 0; origin and load on core 1",
         },
         "metrics": metrics,
         "baseline": baseline,
         "ratio": {
+            "proxy_vs_nginx": metrics["proxy_vs_nginx"],
+            "passthrough_vs_nginx": metrics["passthrough_vs_nginx"],
             "pz_over_lolhtml": round(pz_rate / engines["lolhtml"], 2) if engines["lolhtml"] else None,
             "pz_over_selectolax": round(pz_rate / engines["selectolax"], 2)
             if engines["selectolax"]
@@ -260,10 +355,20 @@ def run_proxy(quick: bool, json_path: Path | None) -> int:
             ("selectolax MB/s (whole page)", f"{engines['selectolax']}"),
             ("lxml MB/s (whole page)", f"{engines['lxml']}"),
             ("10 MB page: max held B / peak KB", f"{memory['max_held_bytes']} / {memory['peak_alloc_kb']}"),
-            ("origin alone req/s", f"{origin_rps:.0f}"),
-            ("edge pass-through req/s", f"{pass_rps:.0f}"),
-            ("edge injecting req/s", f"{inject_rps:.0f}"),
-            ("injecting / pass-through", f"{inject_rps / pass_rps:.2f}x"),
+            ("origin alone req/s", f"{baseline['origin_rps']}"),
+            ("nginx proxy_pass req/s", f"{nginx_rps}" if nginx_rps else "n/a (no nginx)"),
+            ("edge pass-through req/s", f"{pass_rps}"),
+            ("edge injecting req/s", f"{proxy_rps}"),
+            ("pass-through / nginx", f"{metrics['passthrough_vs_nginx']}x" if nginx_rps else "n/a"),
+            ("injecting / nginx (proxy_vs_nginx)", f"{metrics['proxy_vs_nginx']}x" if nginx_rps else "n/a"),
+            (
+                "TTFB p50/p99 ms: nginx, pass, inject",
+                " / ".join(
+                    f"{ttfbs[n]['ttfb_p50_ms']}-{ttfbs[n]['ttfb_p99_ms']}"
+                    for n in ("nginx", "passthrough", "proxy")
+                    if n in ttfbs
+                ),
+            ),
         ],
     )
     write_json(json_path, result)

@@ -44,7 +44,7 @@ def main() -> None:
         access_log=False,
         server_header=False,  # a proxied response keeps the origin's Server and Date, one of each
         date_header=False,  # RequestMetrics dates the rest
-        proxy_headers=False,  # X-Forwarded-* are trusted from PZ_TRUSTED_PROXIES only (edge_worker.forwarding)
+        proxy_headers=False,  # X-Forwarded-* count from PZ_TRUSTED_PROXIES only (edge_worker.forwarding)
     )
 
 

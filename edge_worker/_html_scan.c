@@ -154,6 +154,14 @@ static Py_ssize_t raw_text_element(const unsigned char *b, Py_ssize_t i, Py_ssiz
     return -1;
 }
 
+/* svg or math at b[i], followed by a byte that ends a tag name: foreign content, where the tokenizer
+ * reads CDATA sections; the injector sees those tags itself. */
+static inline int is_foreign_at(const unsigned char *b, Py_ssize_t i, Py_ssize_t end) {
+    unsigned char first = lower(b[i]);
+    if (first == 's') return WORD_AT(b, i, end, "svg", NAME_END);
+    return first == 'm' && WORD_AT(b, i, end, "math", NAME_END);
+}
+
 /* A tag name to stop at (the element whose old content is being replaced): NULL for none. */
 typedef struct {
     const char *name; /* lower case */
@@ -165,7 +173,7 @@ static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end
     Py_ssize_t i = p + 1;
     if (i >= end || !is_alpha(b[i])) return -1;
     if (stop->name != NULL && word_at(b, i, end, stop->name, stop->length, NAME_END)) return -1;
-    if (WORD_AT(b, i, end, "svg", NAME_END) || WORD_AT(b, i, end, "math", NAME_END)) return -1; /* foreign */
+    if (is_foreign_at(b, i, end)) return -1;
     const char *raw = raw_text_name_at(b, i, end);
     if (raw != NULL) return raw_text_element(b, i, end, raw);
     i++;
@@ -177,7 +185,7 @@ static Py_ssize_t start_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end
 static Py_ssize_t end_tag(const unsigned char *b, Py_ssize_t p, Py_ssize_t end, const Stop *stop) {
     if (p + 2 >= end || b[p + 1] != '/' || !is_alpha(b[p + 2])) return -1;
     if (stop->name != NULL && word_at(b, p + 2, end, stop->name, stop->length, NAME_END)) return -1;
-    if (WORD_AT(b, p + 2, end, "svg", NAME_END) || WORD_AT(b, p + 2, end, "math", NAME_END)) return -1;
+    if (is_foreign_at(b, p + 2, end)) return -1;
     for (Py_ssize_t i = p + 3; i < end; i++) { /* an end tag is short: a loop beats a memchr call */
         if (b[i] == '>') return i + 1;
     }

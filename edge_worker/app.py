@@ -35,6 +35,7 @@ from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookiePolicy, CookieSigner, Identity
 from edge_worker.origin_headers import origin_headers, variant_of
+from edge_worker.origin_route import OriginFirst
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_context import ContextReader, ContextSettings
@@ -298,5 +299,6 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.store, app.state.sink, app.state.snapshots, app.state.deltas = store, sink, snapshots, deltas
+    app.add_middleware(OriginFirst, handler=origin)
     app.add_middleware(RequestMetrics)
     return app

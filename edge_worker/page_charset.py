@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import webencodings
 
-from edge_worker.html_tags import parse_start_tag_in_python
+from edge_worker._html_scan import parse_start_tag
 
 PRESCAN_BYTES = 1024
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16be"), (b"\xff\xfe", "utf-16le"))
@@ -83,6 +83,8 @@ def _charset(name: str, source: str) -> PageCharset:
 def _prescan(head: bytes) -> webencodings.Encoding | None:
     """The HTML standard's prescan for a <meta> that declares the charset (comments and other tags
     skipped, attribute values read whole)."""
+    if b"<meta" not in head.lower():
+        return None  # most pages that declare nothing in their header say it in the first tags
     pos = 0
     end = len(head)
     while pos < end:
@@ -97,7 +99,7 @@ def _prescan(head: bytes) -> webencodings.Encoding | None:
             continue
         letter = head[lt + 1 : lt + 2].isalpha()
         if letter:
-            tag = parse_start_tag_in_python(head, lt)
+            tag = parse_start_tag(head, lt)
             if isinstance(tag, tuple):
                 tag_end, name, attributes = tag
                 if name == b"meta":

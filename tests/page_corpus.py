@@ -167,7 +167,8 @@ PAGES = [
             '<svg><![CDATA[ <g> <div data-pz-slot="hero">x</div> ]]></svg><div data-pz-slot="recs">o</div>'
         ),
         _utf8(
-            f'<svg><![CDATA[ <g> <div data-pz-slot="hero">x</div> ]]></svg><div data-pz-slot="recs">{RECS}</div>'
+            '<svg><![CDATA[ <g> <div data-pz-slot="hero">x</div> ]]></svg>'
+            f'<div data-pz-slot="recs">{RECS}</div>'
         ),
     ),
     Page(
@@ -204,10 +205,12 @@ PAGES = [
         "attributes-that-mention-the-marker",
         UTF8,
         _utf8(
-            '<div title=\'data-pz-slot="hero"\'>a</div><p data-pz-slotx="hero">b</p><a href="?data-pz-slot=hero">c</a>'
+            '<div title=\'data-pz-slot="hero"\'>a</div><p data-pz-slotx="hero">b</p>'
+            '<a href="?data-pz-slot=hero">c</a>'
         ),
         _utf8(
-            '<div title=\'data-pz-slot="hero"\'>a</div><p data-pz-slotx="hero">b</p><a href="?data-pz-slot=hero">c</a>'
+            '<div title=\'data-pz-slot="hero"\'>a</div><p data-pz-slotx="hero">b</p>'
+            '<a href="?data-pz-slot=hero">c</a>'
         ),
     ),
     Page(

@@ -37,7 +37,7 @@ class Site(http.server.BaseHTTPRequestHandler):
         elif self.path == "/logo.png":
             self._send(200, "image/png", IMAGE, ("Cache-Control", "public, max-age=86400"), ("ETag", '"v1"'))
         elif self.path == "/old":
-            origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+            origin = f"http://127.0.0.1:{self.server.server_address[1]}"  # type: ignore[index]
             self._send(301, "text/plain", b"moved", ("Location", f"{origin}/new?x=1"))
         elif self.path == "/echo":
             seen = "\n".join(f"{name.lower()}: {value}" for name, value in self.headers.items())
