@@ -14,13 +14,12 @@ honest event late.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from aggregator import metrics
 from schemas.errors import DecodeError
 from schemas.event_codec import decode_event
-from schemas.events import VALUE_MAX, Event
+from schemas.events import Event, record_problem
 from schemas.topics import DLQ_TOPIC, LATE_TOPIC
 
 
@@ -44,8 +43,9 @@ def admit(raw: bytes, watermark_s: int, settings: IntakeSettings) -> Event | Rou
         event = decode_event(raw)
     except DecodeError as exc:
         return Routed(DLQ_TOPIC, str(exc))
-    if not (math.isfinite(event.value) and 0 <= event.value <= VALUE_MAX):  # the edge checks; others may not
-        return Routed(DLQ_TOPIC, f"value: must be between 0 and {VALUE_MAX:g}, got {event.value!r}")
+    problem = record_problem(event)  # the edge checks; other producers may not
+    if problem is not None:
+        return Routed(DLQ_TOPIC, problem)
     latest_ms = event.server_ms + settings.max_clock_skew_ms
     if event.client_ms > latest_ms:
         metrics.CLOCK_SKEWED.inc()

@@ -140,3 +140,25 @@ def parse_browser_event(body: bytes, *, user_key: int, server_ms: int, max_skew_
         session=_identifier(parsed, "session", _NAME_MAX),
         attribution=_attribution(parsed.get("attribution")),
     )
+
+
+def record_problem(event: Event) -> str | None:
+    """What a decoded event breaks of the rules the edge enforces at collection, as "field: reason",
+    or None. The aggregator checks every record with it: other producers may not have been as strict,
+    and ids end up in pages (pz.js and the injector escape them, and still should not have to)."""
+    for field, value, max_len in (
+        ("item", event.item, _ID_MAX),
+        ("category", event.category, _NAME_MAX),
+        ("session", event.session, _NAME_MAX),
+    ):
+        if value and len(value) > max_len:
+            return f"{field}: longer than {max_len} characters"
+        if value and not _ID_RE.fullmatch(value):
+            return f"{field}: may hold only letters, digits and . _ : - and must start alphanumeric"
+    if not event.item and event.type in ITEM_REQUIRED:
+        return f"item: required for {event.type}"
+    if not (math.isfinite(event.value) and 0 <= event.value <= VALUE_MAX):
+        return f"value: must be between 0 and {VALUE_MAX:g}, got {event.value!r}"
+    if len(event.path) > _PATH_MAX or (event.path and not event.path.startswith("/")):
+        return f"path: must start with / and be at most {_PATH_MAX} characters"
+    return None

@@ -3,6 +3,8 @@ allowed lateness), with browser clocks that run ahead clamped to the edge's rece
 
 from __future__ import annotations
 
+import dataclasses
+
 from aggregator.intake import IntakeSettings, Routed, admit
 from schemas.event_codec import encode_event
 from schemas.events import VALUE_MAX, Event
@@ -55,3 +57,24 @@ def test_a_value_no_edge_would_accept_goes_to_the_dead_letter_topic() -> None:
         raw = encode_event(Event("add_to_cart", 7, NOW_S * 1000, NOW_S * 1000, item="p1", value=value))
         routed = admit(raw, NOW_S, SETTINGS)
         assert isinstance(routed, Routed) and routed.topic == DLQ_TOPIC and "value" in routed.reason
+
+
+def test_ids_no_edge_would_accept_go_to_the_dead_letter_topic_with_the_field() -> None:
+    """Another producer's record with a hostile item id never reaches a profile (and a page)."""
+    hostile = {
+        "item": 'x" onmouseover="alert(1)',
+        "category": "<script>",
+        "session": "a" * 65,
+    }
+    for field, value in hostile.items():
+        event = Event("page_view", 7, NOW_S * 1000, NOW_S * 1000, item="p1")
+        raw = encode_event(dataclasses.replace(event, **{field: value}))
+        routed = admit(raw, NOW_S, SETTINGS)
+        assert isinstance(routed, Routed) and routed.topic == DLQ_TOPIC, field
+        assert routed.reason.startswith(f"{field}: "), routed.reason
+    no_item = encode_event(Event("purchase", 7, NOW_S * 1000, NOW_S * 1000, value=3.0))
+    routed = admit(no_item, NOW_S, SETTINGS)
+    assert isinstance(routed, Routed) and routed.reason == "item: required for purchase"
+    relative = encode_event(Event("page_view", 7, NOW_S * 1000, NOW_S * 1000, path="relative"))
+    routed = admit(relative, NOW_S, SETTINGS)
+    assert isinstance(routed, Routed) and routed.reason.startswith("path: ")

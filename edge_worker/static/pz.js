@@ -33,7 +33,9 @@
     return true;
   }
   function fill(tpl, id) { return tpl.split("{id}").join(encodeURIComponent(id)); }
-  function text(s) { var t = d.createElement("span"); t.textContent = s; return t.innerHTML; }
+  // Text and attribute values alike: a quote in an id must not end the attribute it is written in.
+  var ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+  function text(s) { return String(s).replace(/[&<>"']/g, function (c) { return ENTITIES[c]; }); }
   function render(el, slot) {
     el.setAttribute("data-pz-rule", slot.rule || "");
     if (slot.html !== undefined) { el.innerHTML = slot.html; return; }  // fragments are escaped by the edge
