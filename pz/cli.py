@@ -1,4 +1,4 @@
-"""The `pz` command: `pz up` runs the local stack; `pz bench SCENARIO` measures it."""
+"""The `pz` command: `pz up` runs the local stack; `pz edge` one edge; `pz bench SCENARIO` measures it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pz.arguments import port_number as _port
 from pz.arguments import positive_float as _positive_float
 from pz.arguments import positive_int as _positive_int
 from pz.demo_shop.catalog import write_inventory
+from pz.edge_cli import add_edge, run_edge
 from pz.fleet_cli import add_fleet, run_fleet
 from pz.local_stack import LocalStack, demo_rules_file, stack_options_from_env
 from pz.processes import StackError
@@ -366,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_keys(sub)
     add_fleet(sub)
     add_rules(sub)
+    add_edge(sub)
     args = parser.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so that whatever a command started is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -380,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_fleet(args)
         if args.command == "rules":
             return run_rules(args)
+        if args.command == "edge":
+            return run_edge(args)
         return run_bench(args)
     except (StackError, ConfigError) as exc:
         print(f"pz {args.command}: {exc}", file=sys.stderr)

@@ -202,3 +202,28 @@ def test_a_bad_origin_is_refused_by_name() -> None:
     result = run_pz("up", "--origin", "ftp://example.com")
     assert result.returncode == 2
     assert "--origin" in result.stderr and "http:// or https://" in result.stderr
+
+
+def test_pz_edge_prints_what_it_uses_from_file_and_environment_and_refuses_unknown_keys(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text('origin_url = "http://127.0.0.1:3000"\nedge_port = 9001\ncookie_secret = "s3cret"\n')
+    result = subprocess.run(
+        [*PZ, "edge", "--config", str(config), "--check"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PZ_EDGE_PORT": "9002"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"PZ_ORIGIN_URL\s+http://127.0.0.1:3000  \[.*edge.toml\]", result.stdout)
+    assert re.search(r"PZ_EDGE_PORT\s+9002  \[environment\]", result.stdout)  # the environment wins
+    assert re.search(r"PZ_COOKIE_SECRET\s+\(set\)", result.stdout) and "s3cret" not in result.stdout
+    assert re.search(r"PZ_KAFKA_BOOTSTRAP\s+127.0.0.1:9092  \[default\]", result.stdout)
+    config.write_text('origin = "http://x"\n')
+    refused = run_pz("edge", "--config", str(config), "--check")
+    assert refused.returncode == 1 and "'origin' is not an edge setting" in refused.stderr
+    config.write_text('origin_url = "ftp://x"\n')
+    refused = run_pz("edge", "--config", str(config), "--check")
+    assert refused.returncode == 1 and "PZ_ORIGIN_URL='ftp://x'" in refused.stderr

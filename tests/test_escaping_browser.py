@@ -64,9 +64,9 @@ def links(page: Page) -> list[dict[str, str]]:
     return list(
         page.eval_on_selector_all(
             "[data-pz-slot=recs] a.pz-item",
-            "els => els.map(a => ({item: a.getAttribute('data-pz-item'), token: a.getAttribute('data-pz-token'),"
-            " href: a.getAttribute('href'), text: a.textContent, attributes: a.attributes.length,"
-            " imgs: a.querySelectorAll('img').length}))",
+            "els => els.map(a => ({item: a.getAttribute('data-pz-item'),"
+            " token: a.getAttribute('data-pz-token'), href: a.getAttribute('href'), text: a.textContent,"
+            " attributes: a.attributes.length, imgs: a.querySelectorAll('img').length}))",
         )
     )
 
