@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from importlib import resources
+from typing import Any
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Route, sync_playwright
 
 from edge_worker.fragments import render_slot
 from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
@@ -40,7 +41,12 @@ def watched(browser: Browser, page_html: bytes) -> tuple[Page, list[str]]:
     page = browser.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+
+    def dialog_opened(dialog: Dialog) -> None:
+        problems.append(f"dialog: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", dialog_opened)
     decision = {"slots": {"recs": {"rule": "r", "items": [{"id": i, "token": i} for i in HOSTILE]}}}
 
     def serve(route: Route) -> None:
@@ -60,7 +66,7 @@ def watched(browser: Browser, page_html: bytes) -> tuple[Page, list[str]]:
     return page, problems
 
 
-def links(page: Page) -> list[dict[str, str]]:
+def links(page: Page) -> list[dict[str, Any]]:
     return list(
         page.eval_on_selector_all(
             "[data-pz-slot=recs] a.pz-item",

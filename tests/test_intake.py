@@ -61,14 +61,14 @@ def test_a_value_no_edge_would_accept_goes_to_the_dead_letter_topic() -> None:
 
 def test_ids_no_edge_would_accept_go_to_the_dead_letter_topic_with_the_field() -> None:
     """Another producer's record with a hostile item id never reaches a profile (and a page)."""
+    event = Event("page_view", 7, NOW_S * 1000, NOW_S * 1000, item="p1")
     hostile = {
-        "item": 'x" onmouseover="alert(1)',
-        "category": "<script>",
-        "session": "a" * 65,
+        "item": dataclasses.replace(event, item='x" onmouseover="alert(1)'),
+        "category": dataclasses.replace(event, category="<script>"),
+        "session": dataclasses.replace(event, session="a" * 65),
     }
-    for field, value in hostile.items():
-        event = Event("page_view", 7, NOW_S * 1000, NOW_S * 1000, item="p1")
-        raw = encode_event(dataclasses.replace(event, **{field: value}))
+    for field, bad in hostile.items():
+        raw = encode_event(bad)
         routed = admit(raw, NOW_S, SETTINGS)
         assert isinstance(routed, Routed) and routed.topic == DLQ_TOPIC, field
         assert routed.reason.startswith(f"{field}: "), routed.reason
