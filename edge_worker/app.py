@@ -251,9 +251,11 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             return JSONResponse(
                 {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
             )
-        identity = signer.identify(request.cookies.get(cfg.cookie_name))
+        scope = request.scope
+        identity = signer.identify(cookie_of(headers_of(scope), cfg.cookie_name))
         # Decided once per request, from memory: the same decision fills the page and the headers.
-        page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query: bytes = scope.get("query_string", b"")
+        page = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
         referrer = request.headers.get("referer", "")
         program, facts, _, decision = page_decision(
             identity, request.headers, page, referrer, list(rules.program.slots)

@@ -59,8 +59,9 @@ class RepeatLimit(logging.Filter):
         return True
 
 
-# Libraries whose connection errors repeat many times a second while a dependency is down.
-_CHATTY = ("aiokafka", "redis")
+# Libraries whose connection errors repeat many times a second while a dependency is down; and
+# uvicorn's "Exception in ASGI application", which an origin breaking off every response would repeat.
+_CHATTY = ("aiokafka", "redis", "uvicorn.error")
 
 
 def configure_json_logging(service: str, level: str = "INFO") -> None:
