@@ -163,7 +163,8 @@ async def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
         else:
             writer.write(
-                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
             )
         await writer.drain()
 
