@@ -234,6 +234,8 @@ def run_proxy(quick: bool, json_path: Path | None) -> int:
         if reference:
             (work / "www").mkdir()
             (work / "www" / "page.html").write_bytes(page)
+            for readable in (work, work / "www", work / "www" / "page.html"):
+                readable.chmod(0o755)  # nginx's workers run as nobody
             origin.start(core=1, root=work / "www")
             front.start(core=0, upstream=f"127.0.0.1:{origin.port}")
         options = StackOptions(

@@ -135,7 +135,10 @@ def wrk(url: str, accept: str, seconds: float, connections: int, core: int | Non
         found = re.search(rf"^\s+{name}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         return round(float(found.group(1)) * _UNITS_MS[found.group(2)], 3) if found else float("nan")
 
-    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?):\s+(\d+)", out))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    if errors:  # requests/s of error pages or broken connections would measure the wrong thing
+        raise RuntimeError(f"wrk against {url}: {errors} responses were errors\n{out}")
     return WrkResult(rps, percentile("50"), percentile("99"), errors)
 
 

@@ -144,10 +144,16 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 await proxy.aclose()
 
     def page_decision(
-        identity: Identity, headers: Mapping[str, str], page: str, referrer: str, slots: Sequence[str]
+        identity: Identity,
+        headers: Mapping[str, str],
+        page: str,
+        referrer: str,
+        slots: Sequence[str],
+        held_exposures: list[Exposure] | None = None,
     ) -> tuple[Program, Facts, Any, dict[str, Any]]:
         """One page's decision from memory: the profile is read once for every slot. Slots still
-        undecided when the decision budget runs out get their defaults."""
+        undecided when the decision budget runs out get their defaults. Its exposures are logged,
+        or, with `held_exposures`, put there for the caller to log once the decision is shown."""
         started = time.perf_counter()
         program = rules.program
         now_s = time.time()
@@ -161,7 +167,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         metrics.DECISION_SECONDS.observe(took_s)
         if took_s > cfg.decision_budget_s:
             metrics.DECISIONS_OVER_BUDGET.inc()
-        if exposures:
+        if held_exposures is not None:
+            held_exposures.extend(exposures)
+        elif exposures:
             log_exposures(exposures, identity.key, page, int(now_s * 1000))
         return program, facts, catalog, decision
 
@@ -257,8 +265,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         query: bytes = scope.get("query_string", b"")
         page = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
         referrer = request.headers.get("referer", "")
+        exposures: list[Exposure] = []
         program, facts, _, decision = page_decision(
-            identity, request.headers, page, referrer, list(rules.program.slots)
+            identity, request.headers, page, referrer, list(rules.program.slots), exposures
         )
         segments = program.segments_of(facts) if cfg.header_names.segments else []
         variant = variant_of(decision)
@@ -272,7 +281,15 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
         # Set only where no shared cache may keep it (the proxy decides): never one visitor's id for all.
         cookie = identity_cookie(request, identity, cookies, signer)
-        return await proxy.forward(request, headers, inject=resolver, strip=strip, identity_cookie=cookie)
+
+        def shown() -> None:
+            # A page was shown: its experiments' exposures count. An image or a script was not one.
+            if exposures:
+                log_exposures(exposures, identity.key, page, int(time.time() * 1000))
+
+        return await proxy.forward(
+            request, headers, inject=resolver, strip=strip, identity_cookie=cookie, on_page=shown
+        )
 
     app = Starlette(
         routes=[

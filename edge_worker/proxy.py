@@ -73,9 +73,11 @@ class OriginProxy:
         inject: Callable[[], Resolver] | None = None,
         strip: tuple[str, ...] = (),
         identity_cookie: bytes | None = None,
+        on_page: Callable[[], None] | None = None,
     ) -> Response:
         """The origin's answer, streamed; with `inject`, HTML pages get their placeholders filled.
-        `identity_cookie` is a Set-Cookie value for responses no shared cache may store."""
+        `identity_cookie` is a Set-Cookie value for responses no shared cache may store; `on_page`
+        is called when the answer is an HTML page (200, text/html), filled or not."""
         body = b""
         if request.method not in ("GET", "HEAD"):
             read = await read_bounded(request, MAX_PROXY_BODY_BYTES)
@@ -122,6 +124,8 @@ class OriginProxy:
         else:
             self._breaker.succeeded()
         headers = self._policy.response_headers(upstream.headers, client)
+        if on_page is not None and method == "GET" and _is_page(upstream):
+            on_page()
         if may_inject and inject is not None and _injectable(upstream):
             _INJECTED.inc()
             coding = chosen_encoding(request.headers.get("accept-encoding", ""))
@@ -219,12 +223,15 @@ def _may_want_html(accept: str) -> bool:
     return "text/html" in accept or "*/*" in accept
 
 
-def _injectable(upstream: OriginResponse) -> bool:
-    if upstream.status != 200:
-        return False  # 206, 304, redirects and errors pass through untouched
+def _is_page(upstream: OriginResponse) -> bool:
     content_type = upstream.header(b"content-type")
-    if content_type.partition(";")[0].strip().lower() != "text/html":
-        return False
+    return upstream.status == 200 and content_type.partition(";")[0].strip().lower() == "text/html"
+
+
+def _injectable(upstream: OriginResponse) -> bool:
+    if not _is_page(upstream):
+        return False  # 206, 304, redirects, errors and anything but HTML pass through untouched
+    content_type = upstream.header(b"content-type")
     charset = header_charset(content_type)
     if charset and charset.lower().replace("_", "-") in ("utf-16", "utf-16le", "utf-16be"):
         return False  # not ASCII-compatible: the page passes as it is

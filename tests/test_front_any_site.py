@@ -136,3 +136,21 @@ def test_one_date_one_server_and_honest_forwarding_headers(fronted: tuple[str, s
     assert seen["x-pz-segments"] != "vip"  # the edge's own, not the client's
     assert "x-pz-variant" in seen and seen["x-pz-variant"] != "forged"
     assert not any(name.startswith("x_pz") for name in seen)
+
+
+def test_a_page_shown_is_an_exposure_and_an_image_is_not(fronted: tuple[str, str]) -> None:
+    """The demo rules' hero test decides on every request; only a page shows it."""
+    _, edge = fronted
+
+    def exposures() -> float:
+        text = httpx.get(f"{edge}/metrics", timeout=10).text
+        found = re.search(r'^pz_edge_exposures_total\{experiment="hero_test"\} (\S+)$', text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    before = exposures()
+    for _ in range(3):
+        assert httpx.get(f"{edge}/logo.png", timeout=10).status_code == 200
+    assert httpx.get(f"{edge}/old", timeout=10).status_code == 301
+    assert exposures() == before  # counted while each request was answered: nothing to wait for
+    assert httpx.get(f"{edge}/", headers={"accept": "text/html"}, timeout=10).status_code == 200
+    assert exposures() == before + 1
