@@ -9,6 +9,7 @@ body, and memory per response is a chunk.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -50,16 +51,17 @@ class OriginProxy:
         )
         self._fallback_html = fallback_html
         origin = urlsplit(policy.origin_url)
-        if origin.scheme != "http" or not origin.hostname:
-            raise ValueError(f"the origin must be an http:// URL, not {policy.origin_url!r}")
+        if origin.scheme not in ("http", "https") or not origin.hostname:
+            raise ValueError(f"the origin must be an http:// or https:// URL, not {policy.origin_url!r}")
         self._origin_host = origin.hostname
-        self._origin_port = origin.port or 80
+        self._tls = ssl.create_default_context() if origin.scheme == "https" else None
+        self._origin_port = origin.port or (443 if self._tls is not None else 80)
         self._origin_path = origin.path.rstrip("/").encode("latin-1")
         self._pool: OriginPool | None = None
 
     def _client(self) -> OriginPool:
         if self._pool is None:  # made on the serving loop, at the first request
-            self._pool = OriginPool(self._origin_host, self._origin_port, OriginTimeouts())
+            self._pool = OriginPool(self._origin_host, self._origin_port, OriginTimeouts(), tls=self._tls)
         return self._pool
 
     async def aclose(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -70,9 +71,10 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up.add_argument(
         "--origin",
         type=_origin_url,
-        default=None,
+        default=os.environ.get("PZ_ORIGIN_URL") or None,
         help="front this site instead of the demo shop (an http:// or https:// URL, e.g. "
-        "http://127.0.0.1:3000): its pages go through the edge, placeholders filled",
+        "http://127.0.0.1:3000; default: PZ_ORIGIN_URL if set): its pages go through the edge, "
+        "placeholders filled",
     )
     up.add_argument(
         "--country",
