@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import http.server
 import re
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.test_cli import children_of, end_pz_up, start_pz_up
+from tests.test_cli import PZ, children_of, end_pz_up, start_pz_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -154,3 +156,48 @@ def test_a_page_shown_is_an_exposure_and_an_image_is_not(fronted: tuple[str, str
     assert exposures() == before  # counted while each request was answered: nothing to wait for
     assert httpx.get(f"{edge}/", headers={"accept": "text/html"}, timeout=10).status_code == 200
     assert exposures() == before + 1
+
+
+def test_pz_edge_serves_a_site_from_a_toml_file_without_the_rest_of_the_stack(tmp_path: Path) -> None:
+    """`pz edge --config`: one edge in front of a site; Kafka and the aggregator unreachable, so it
+    answers from what it holds (the rules' defaults) and says so on /readyz."""
+    from pz.processes import free_port
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'origin_url = "http://127.0.0.1:{server.server_address[1]}"\nedge_port = {port}\n'
+        f'kafka_bootstrap = "127.0.0.1:{free_port()}"\naggregator_url = "http://127.0.0.1:{free_port()}"\n'
+        f'edge_state_dir = "{tmp_path / "state"}"\n'
+    )
+    log = (tmp_path / "edge.log").open("w")
+    proc = subprocess.Popen(
+        [*PZ, "edge", "--config", str(config)], stdout=subprocess.PIPE, stderr=log, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("pz edge: settings"), first
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/logo.png", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200 and answer.content == IMAGE
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"accept": "text/html"}, timeout=5)
+        assert page.status_code == 200 and page.content.endswith(b"<p>tail of the page</p></body></html>")
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503 and ready.json()["checks"]["broker"] is False  # and says so
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        log.close()
+        server.shutdown()
+        server.server_close()
