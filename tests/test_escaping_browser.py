@@ -3,16 +3,14 @@ text, in their attributes, and nothing runs (no page error, no dialog)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 import orjson
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Route
 
 from edge_worker.fragments import render_slot
-from tests.browser_helpers import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
@@ -25,14 +23,6 @@ HOSTILE = [
 ]
 SITE = "http://shop.test"
 PZ_JS = resources.files("edge_worker").joinpath("static/pz.js").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def watched(browser: Browser, page_html: bytes) -> tuple[Page, list[str]]:

@@ -4,6 +4,7 @@ that answers exactly as written, so every way an answer can end is exercised."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,25 +17,18 @@ from edge_worker.origin_client import (
     OriginTimeouts,
     OriginUnreachable,
 )
+from pz.processes import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 HOST = [(b"host", b"origin.test")]
 
 
-class Origin:
-    """A raw TCP origin; close() ends it and every connection it accepted."""
-
-    def __init__(self, server: asyncio.Server, writers: list[asyncio.StreamWriter]) -> None:
-        self._server = server
-        self._writers = writers
-
-    def close(self) -> None:
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-
-
-async def origin(handler: Handler) -> tuple[Origin, int]:
+@contextlib.asynccontextmanager
+async def origin_and_pool(
+    handler: Handler, timeouts: OriginTimeouts | None = None
+) -> AsyncIterator[OriginPool]:
+    """A raw TCP origin answering with `handler`, and a pool to it; both end with the block,
+    with every connection the origin accepted."""
     writers: list[asyncio.StreamWriter] = []
 
     async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,7 +39,15 @@ async def origin(handler: Handler) -> tuple[Origin, int]:
             pass  # the client went away: that is what some tests do
 
     server = await asyncio.start_server(tracked, "127.0.0.1", 0)
-    return Origin(server, writers), server.sockets[0].getsockname()[1]
+    pool = OriginPool("127.0.0.1", server.sockets[0].getsockname()[1], timeouts)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+        server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -72,18 +74,12 @@ async def test_keep_alive_connections_are_reused_and_chunked_bodies_decoded() ->
             )
             await writer.drain()
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         for _ in range(3):
             response = await pool.request(b"GET", b"/", HOST)
             assert response.status == 200 and await body_of(response.body()) == b"hello world"
             response.release()
         assert connections == 1
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
@@ -93,17 +89,11 @@ async def test_a_body_cut_short_is_an_error_not_a_short_answer() -> None:
         await writer.drain()
         writer.close()
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         response = await pool.request(b"GET", b"/", HOST)
         with pytest.raises(OriginBrokeOff, match="before the body ended"):
             await body_of(response.body())
         response.close()
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_a_body_delimited_by_the_close_of_the_connection_ends_there() -> None:
@@ -113,16 +103,10 @@ async def test_a_body_delimited_by_the_close_of_the_connection_ends_there() -> N
         await writer.drain()
         writer.close()
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         response = await pool.request(b"GET", b"/", HOST)
         assert await body_of(response.body()) == b"all of it"
         response.release()
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_a_pooled_connection_the_origin_closed_is_retried_once_for_a_get() -> None:
@@ -137,9 +121,7 @@ async def test_a_pooled_connection_the_origin_closed_is_retried_once_for_a_get()
         await asyncio.sleep(0.05)
         writer.close()  # an origin that closes idle keep-alive connections at once
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         first = await pool.request(b"GET", b"/", HOST)
         assert await body_of(first.body()) == b"ok"
         first.release()
@@ -148,10 +130,6 @@ async def test_a_pooled_connection_the_origin_closed_is_retried_once_for_a_get()
         assert await body_of(second.body()) == b"ok"
         second.release()
         assert served == 2
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
@@ -169,9 +147,7 @@ async def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
             )
         await writer.drain()
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         response = await pool.request(b"GET", b"/", HOST)
         assert response.status == 200 and response.header(b"link") == ""
         assert await body_of(response.body()) == b"abc"
@@ -180,10 +156,6 @@ async def test_interim_answers_are_skipped_and_head_has_no_body() -> None:
         assert head.status == 200 and head.header(b"content-length") == "1000"
         assert await body_of(head.body()) == b""
         head.release()
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_silence_and_refusal_are_errors_with_reasons() -> None:
@@ -193,20 +165,14 @@ async def test_silence_and_refusal_are_errors_with_reasons() -> None:
         await writer.drain()
         await reader.read()  # silent until the client gives up and closes
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port, OriginTimeouts(read_s=0.3))
-    try:
+    async with origin_and_pool(handler, OriginTimeouts(read_s=0.3)) as pool:
         response = await pool.request(b"GET", b"/", HOST)
         with pytest.raises(OriginBrokeOff, match="silent"):
             await body_of(response.body())
         response.close()
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
-    closed_port = port  # nothing listens there now
-    with pytest.raises(OriginUnreachable, match=f"127.0.0.1:{closed_port}"):
-        await OriginPool("127.0.0.1", closed_port).request(b"GET", b"/", HOST)
+    nothing_there = free_port()
+    with pytest.raises(OriginUnreachable, match=f"127.0.0.1:{nothing_there}"):
+        await OriginPool("127.0.0.1", nothing_there).request(b"GET", b"/", HOST)
 
 
 async def test_reading_pauses_while_the_client_is_slower_than_the_origin() -> None:
@@ -219,9 +185,7 @@ async def test_reading_pauses_while_the_client_is_slower_than_the_origin() -> No
             writer.write(b"x" * 65536)
             await writer.drain()
 
-    server, port = await origin(handler)
-    pool = OriginPool("127.0.0.1", port)
-    try:
+    async with origin_and_pool(handler) as pool:
         response = await pool.request(b"GET", b"/", HOST)
         connection = response._connection  # noqa: SLF001 - the buffer is what is under test
         seen = 0
@@ -233,10 +197,6 @@ async def test_reading_pauses_while_the_client_is_slower_than_the_origin() -> No
         assert seen == total
         assert largest_buffer <= MAX_BUFFERED_BYTES + 256 * 1024  # one read past the mark at most
         response.release()
-    finally:
-        await pool.aclose()
-        server.close()
-        await asyncio.sleep(0)  # let the closed transports go
 
 
 async def test_an_https_origin_is_reached_over_tls_with_its_name_checked(tmp_path: Path) -> None:
