@@ -25,6 +25,7 @@ from edge_worker.broker_contact import BrokerContact
 from edge_worker.circuit_breaker import CircuitBreaker
 from edge_worker.collect import collect_endpoint
 from edge_worker.config import DEV_COOKIE_SECRET, EdgeConfig
+from edge_worker.consent import ANONYMOUS, ANONYMOUS_KEY, ConsentPolicy
 from edge_worker.decide_api import DecideApi
 from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
@@ -84,6 +85,14 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     pz_js_etag = f'"{pz_js_hash}"'
     pz_js_versioned = f"/pz/pz.{pz_js_hash}.js"
     store = ProfileStore(cfg.profile_cache_size)
+    consent = ConsentPolicy(cfg.consent, cfg.consent_cookie)
+
+    def visitor(headers: Mapping[str, str]) -> Identity:
+        """Who asks: the cookie's visitor (or a new one), or, without consent, nobody in particular."""
+        if not consent.allows(headers):
+            return ANONYMOUS
+        return signer.identify(cookie_of(headers, cfg.cookie_name))
+
     broker = BrokerContact(cfg.broker_fresh_s)
     sink = EventSink(cfg.kafka_bootstrap, cfg.event_buffer_size, broker)
     health = SyncHealth(cfg.stale_after_s)
@@ -159,7 +168,8 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         now_s = time.time()
         snapshot = store.snapshot  # one reference for the whole request, even if a swap happens meanwhile
         context = contexts.read(program.context_names, headers, page, referrer, now_s)
-        facts = Facts(store.get(identity.key), context, int(now_s), identity.key)
+        profile = store.get(identity.key) if identity.key != ANONYMOUS_KEY else None
+        facts = Facts(profile, context, int(now_s), identity.key)
         catalog = snapshot if snapshot is not None else EmptyCatalog()
         exposures: list[Exposure] = []
         decision = program.decide(facts, catalog, slots, exposures, started + cfg.decision_budget_s)
@@ -167,7 +177,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         metrics.DECISION_SECONDS.observe(took_s)
         if took_s > cfg.decision_budget_s:
             metrics.DECISIONS_OVER_BUDGET.inc()
-        if held_exposures is not None:
+        if identity.key == ANONYMOUS_KEY:
+            pass  # in every holdout: nothing to expose, and nothing about them is kept
+        elif held_exposures is not None:
             held_exposures.extend(exposures)
         elif exposures:
             log_exposures(exposures, identity.key, page, int(now_s * 1000))
@@ -195,7 +207,11 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
         return bool(cfg.admin_token) and hmac.compare_digest(supplied.encode(), cfg.admin_token.encode())
 
     async def collect(request: Request) -> Response:
-        identity = signer.identify(cookie_of(headers_of(request.scope), cfg.cookie_name))
+        headers = headers_of(request.scope)
+        if not consent.allows(headers):
+            metrics.EVENTS_WITHOUT_CONSENT.inc()
+            return Response(status_code=204)  # not an error for the page; nothing is kept
+        identity = signer.identify(cookie_of(headers, cfg.cookie_name))
         response = await collect_endpoint(
             request,
             identity,
@@ -260,7 +276,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
             )
         scope = request.scope
-        identity = signer.identify(cookie_of(headers_of(scope), cfg.cookie_name))
+        identity = visitor(headers_of(scope))
         # Decided once per request, from memory: the same decision fills the page and the headers.
         query: bytes = scope.get("query_string", b"")
         page = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
@@ -303,6 +319,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                     attribution=attribution,
                     health=health,
                     store=store,
+                    visitor=visitor,
                 ),
             ),
             Route("/pz/collect", collect, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

@@ -104,6 +104,10 @@ class EdgeConfig:
     header_names: HeaderNames = HeaderNames()
     buckets: int = MAX_BUCKETS
     delta_transport: str = "kafka"  # or "http": long-poll the aggregator (edges that cannot reach Kafka)
+    consent: str = (
+        "gpc"  # "off", "gpc" (honour Sec-GPC) or "required" (a consent cookie; edge_worker.consent)
+    )
+    consent_cookie: str = "pz_consent"
     release: str = "dev"  # the deployed release's name, reported on /readyz (rollout gates check it)
 
     @classmethod
@@ -154,5 +158,7 @@ class EdgeConfig:
             ),
             buckets=env_int(e, "PZ_BUCKETS", d.buckets, minimum=1, maximum=MAX_BUCKETS),
             delta_transport=env_choice(e, "PZ_DELTA_TRANSPORT", d.delta_transport, ("kafka", "http")),
+            consent=env_choice(e, "PZ_CONSENT", d.consent, ("off", "gpc", "required")),
+            consent_cookie=env_str(e, "PZ_CONSENT_COOKIE", d.consent_cookie),
             release=env_str(e, "PZ_RELEASE", d.release),
         )

@@ -19,7 +19,7 @@ from edge_worker.attribution import AttributionSigner, add_tokens
 from edge_worker.identity import CookiePolicy, CookieSigner, Identity
 from edge_worker.origin_headers import variant_of
 from edge_worker.profile_store import ProfileStore
-from edge_worker.request_parts import cookie_of, headers_of, query_of
+from edge_worker.request_parts import headers_of, query_of
 from edge_worker.staleness import SyncHealth
 from schemas.rules.compiler import Program
 from schemas.rules.features import Facts
@@ -69,7 +69,9 @@ class DecideApi:
         attribution: AttributionSigner,
         health: SyncHealth,
         store: ProfileStore,
+        visitor: Callable[[Mapping[str, str]], Identity],
     ) -> None:
+        self._visitor = visitor
         self._decide_page = decide_page
         self._may_explain = may_explain
         self._signer = signer
@@ -104,7 +106,7 @@ class DecideApi:
             reason = "explanations need Authorization: Bearer PZ_ADMIN_TOKEN (or PZ_DEBUG=true)"
             await send_json(send, 403, _error("forbidden", "explain", reason))
             return
-        identity = self._signer.identify(cookie_of(headers, self._cookies.name))
+        identity = self._visitor(headers)  # consent first: without it, anonymous
         page, referrer = params.get("path", "/"), params.get("ref", "")
         program, facts, catalog, decision = self._decide_page(identity, headers, page, referrer, slots)
         add_tokens(decision, self._attribution, variant_of(decision))

@@ -14,6 +14,9 @@ DECISION_SECONDS = HotHistogram(
     buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1),
 )
 EVENTS_ACCEPTED = HotCounter("pz_edge_events_accepted_total", "Events accepted at /pz/collect", ["type"])
+EVENTS_WITHOUT_CONSENT = Counter(
+    "pz_edge_events_without_consent_total", "Beacons answered 204 and dropped: no consent (GPC, PZ_CONSENT)"
+)
 EVENTS_REJECTED = HotCounter("pz_edge_events_rejected_total", "Events rejected at /pz/collect", ["reason"])
 EVENTS_PRODUCED = Counter("pz_edge_events_produced_total", "Events written to Kafka")
 EVENT_BUFFER = Gauge("pz_edge_event_buffer", "Accepted events waiting to be written to Kafka")

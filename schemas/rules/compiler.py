@@ -38,7 +38,10 @@ class CompiledExperiment:
         """The user's variant ("" in the holdout): the same user, the same answer, every time.
 
         User keys are already keyed hashes; mixing in the experiment's own salt (SplitMix64's
-        finaliser) makes each experiment's split independent of the others."""
+        finaliser) makes each experiment's split independent of the others. A negative key (a
+        visitor without consent) is in every holdout."""
+        if user_key < 0:
+            return ""
         z = (user_key ^ self.salt) & _MASK64
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
