@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,14 @@ def view(client: httpx.Client, item: str, category: str) -> httpx.Response:
     return client.post("/pz/collect", json=body)
 
 
+def rejected(client: httpx.Client) -> float:
+    """Beacons the edge has rejected so far, for every reason."""
+    lines = client.get("/metrics").text.splitlines()
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("pz_edge_events_rejected_total{")
+    )
+
+
 def recs(client: httpx.Client) -> dict[str, object]:
     response = client.get("/pz/decide", params={"slots": "recs"})
     assert response.status_code == 200
@@ -30,7 +39,35 @@ def recs(client: httpx.Client) -> dict[str, object]:
     return response.json()["slots"]["recs"]  # type: ignore[no-any-return]
 
 
-def test_three_views_of_a_product_turn_recommendations_to_similar_items(stack: LocalStack) -> None:
+@pytest.fixture(scope="module")
+def debug_edge(stack: LocalStack) -> str:
+    """One more edge of the shared stack that explains its decisions to anyone (PZ_DEBUG)."""
+    return stack.add_edge("edge-explains", extra_env={"PZ_DEBUG": "true"})
+
+
+def explain_once_seen(edge: str, uid_cookie: str, because: str, timeout_s: float = 20) -> dict[str, Any]:
+    """The explained /pz/decide answer for this visitor once an explanation says `because`."""
+    deadline = time.monotonic() + timeout_s
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = httpx.get(
+            f"{edge}/pz/decide",
+            params={"slots": "recs", "explain": "1"},
+            headers={"cookie": f"pz_uid={uid_cookie}"},
+            timeout=5,
+        ).json()
+        reasons = [
+            r for tried in answer["explain"]["slots"]["recs"]["tried"] for r in tried.get("because", [])
+        ]
+        if any(because in reason for reason in reasons):
+            return answer
+        time.sleep(0.05)
+    raise AssertionError(f"no explanation said {because!r} within {timeout_s} s: {answer.get('explain')}")
+
+
+def test_three_views_of_a_product_turn_recommendations_to_similar_items(
+    stack: LocalStack, debug_edge: str
+) -> None:
     with httpx.Client(base_url=stack.edge_url, timeout=5) as other:
         for item in ("p0081", "p0082", "p0083", "p0082", "p0181"):  # popularity for the category lists
             assert view(other, item, "watches" if item < "p0100" else "mugs").status_code == 202
@@ -40,8 +77,10 @@ def test_three_views_of_a_product_turn_recommendations_to_similar_items(stack: L
         assert "pz_uid" in shopper.cookies  # the edge set the signed identity cookie
         for _ in range(2):
             assert view(shopper, "p0084", "watches").status_code == 202
-        time.sleep(0.5)
-        assert recs(shopper)["rule"] in ("popular", "default")  # two views are not enough
+        # Two views are not enough: asked of an edge that explains (same stack, same deltas), once
+        # its explanation shows that both views have arrived.
+        explained = explain_once_seen(debug_edge, shopper.cookies["pz_uid"], "item_views(within=10m) is 2")
+        assert explained["slots"]["recs"]["rule"] in ("popular", "default")
         assert view(shopper, "p0084", "watches").status_code == 202
         third_view_at = time.perf_counter()
         deadline = third_view_at + 10
@@ -86,12 +125,12 @@ def test_bad_beacons_get_a_precise_error_and_are_counted(
     stack: LocalStack, method: str, content_type: str, body: bytes, status: int, field: str
 ) -> None:
     with httpx.Client(base_url=stack.edge_url, timeout=5) as client:
+        before = rejected(client)
         response = client.request(method, "/pz/collect", content=body, headers={"content-type": content_type})
         assert response.status_code == status
         error = response.json()
         assert error["field"] == field and error["reason"] and error["error"]
-        metrics = client.get("/metrics").text
-        assert "pz_edge_events_rejected_total{" in metrics
+        assert rejected(client) == before + 1  # this one, counted
 
 
 def test_unknown_slots_are_refused(stack: LocalStack) -> None:
