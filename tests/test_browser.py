@@ -41,9 +41,14 @@ def test_viewing_a_product_three_times_changes_the_recommendations_on_the_next_p
         [{"name": c["name"], "value": c["value"], "url": stack.edge_url} for c in context.cookies()]
     )
     static = no_script.new_page()
-    static.goto(f"{stack.edge_url}/category/books")
+    # A page decision over its 5 ms budget keeps the placeholders' content (a slow moment of the
+    # machine): then a reload, as a visitor would.
+    for _ in range(5):
+        static.goto(f"{stack.edge_url}/category/books")
+        injected = static.eval_on_selector_all("#recs a.pz-item", "els => els.map(e => e.dataset.pzItem)")
+        if "p0125" in static.inner_text("[data-pz-slot=hero]") and {"p0121", "p0122"} <= set(injected):
+            break
     assert "p0125" in static.inner_text("[data-pz-slot=hero]")
-    injected = static.eval_on_selector_all("#recs a.pz-item", "els => els.map(e => e.dataset.pzItem)")
     assert {"p0121", "p0122"} <= set(injected)
     static.screenshot(path=str(stack.options.state_dir / "recs-no-js.png"), full_page=True)
     no_script.close()
