@@ -177,9 +177,16 @@ async def test_redis_killed_mid_stream_loses_and_recounts_nothing(services: Serv
         await produce_events(services.bootstrap, views(user, "p0200", 2), PARTITIONS)
         await read_topic(services.bootstrap, DELTAS_TOPIC, lambda rs: bool(deltas_for(rs, user)))
 
+        failures_before = REGISTRY.get_sample_value("pz_aggregator_batch_failures_total") or 0.0
         redis_proc.kill()
         await produce_events(services.bootstrap, views(user, "p0200", 3), PARTITIONS)
-        await asyncio.sleep(1.5)  # batches fail and rewind meanwhile
+        # Proof that the outage was met: a batch failed and was rewound, before Redis comes back.
+        await wait_until(
+            lambda: (
+                (REGISTRY.get_sample_value("pz_aggregator_batch_failures_total") or 0.0) > failures_before
+            ),
+            timeout_s=30,
+        )
         redis_proc.popen = spawn("redis", redis_proc.argv, redis_proc.log_path.parent).popen
         port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
         wait_for_tcp(redis_proc, port)
@@ -190,7 +197,10 @@ async def test_redis_killed_mid_stream_loses_and_recounts_nothing(services: Serv
             )
 
         records = await read_topic(services.bootstrap, DELTAS_TOPIC, five_views)
-        await asyncio.sleep(0.3)
+        for _ in range(200):  # the commit of the batch whose delta was just read: moments
+            if await stored_views(client, user, "p0200") == 5:
+                break
+            await asyncio.sleep(0.05)
         assert await stored_views(client, user, "p0200") == 5
         newest = [p for b in deltas_for(records, user) for p in b.upserts if p.key == user][-1]
         assert newest.lifetime is not None and newest.lifetime.views == 5  # each event counted once
