@@ -215,6 +215,19 @@ def _origin_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _origin_host_env(origin: str | None) -> dict[str, str]:
+    """A site off this machine is asked for by its own name: the browser's Host here is the local
+    edge's (127.0.0.1:8080), which a name-based virtual host or a CDN would not know. PZ_ORIGIN_HOST
+    set by hand wins."""
+    if origin is None or os.environ.get("PZ_ORIGIN_HOST"):
+        return {}
+    parts = urllib.parse.urlsplit(origin)
+    host = parts.hostname or ""
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return {}
+    return {"PZ_ORIGIN_HOST": parts.netloc}
+
+
 def _country_code(text: str) -> str:
     if len(text) != 2 or not text.isascii() or not text.isalpha():
         raise argparse.ArgumentTypeError(f"{text!r} is not a two-letter country code such as DE")
@@ -244,6 +257,7 @@ def run_up(args: argparse.Namespace) -> int:
         default_country=args.country,
         with_shop=args.origin is None,
         origin_url=args.origin,
+        extra_env=_origin_host_env(args.origin),
         # the demo shop's sold-out list; a fronted site is not the demo's
         inventory_file=None if args.origin else write_inventory(args.state_dir.resolve() / "inventory.json"),
     )
@@ -262,8 +276,10 @@ def run_up(args: argparse.Namespace) -> int:
         except StackError as exc:
             say(f"pz up: {exc}", error=True)
             return 1
+        origin_host = options.extra_env.get("PZ_ORIGIN_HOST")
         origin_line = (
             f"origin (fronted)         {args.origin}/"
+            + (f" (asked for as Host: {origin_host})" if origin_host else "")
             if args.origin
             else f"demo shop (origin)       {stack.shop_url}/"
         )

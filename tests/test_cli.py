@@ -227,3 +227,15 @@ def test_pz_edge_prints_what_it_uses_from_file_and_environment_and_refuses_unkno
     config.write_text('origin_url = "ftp://x"\n')
     refused = run_pz("edge", "--config", str(config), "--check")
     assert refused.returncode == 1 and "PZ_ORIGIN_URL='ftp://x'" in refused.stderr
+
+
+def test_pz_up_asks_a_site_off_this_machine_for_its_own_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pz.cli import _origin_host_env
+
+    monkeypatch.delenv("PZ_ORIGIN_HOST", raising=False)
+    assert _origin_host_env("https://shop.example") == {"PZ_ORIGIN_HOST": "shop.example"}
+    assert _origin_host_env("http://shop.example:8443") == {"PZ_ORIGIN_HOST": "shop.example:8443"}
+    assert _origin_host_env("http://127.0.0.1:3000") == {}  # a local site gets the browser's Host
+    assert _origin_host_env("http://localhost:3000") == {}
+    monkeypatch.setenv("PZ_ORIGIN_HOST", "www.shop.example")
+    assert _origin_host_env("https://shop.example") == {}  # set by hand: the edge reads it itself
