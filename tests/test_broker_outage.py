@@ -98,6 +98,12 @@ def test_edge_keeps_deciding_buffers_then_refuses_and_delivers_after_the_broker_
         assert beacon(client, "after").status_code == 202
 
 
+def held_item(n: int) -> str:
+    """The item user n views while the broker hangs: one of the demo shop's own (p0211..p0240), so
+    that pages of the shared stack that later show it as popular can show its image too."""
+    return f"p{211 + n:04d}"
+
+
 @pytest.mark.timeout(150)
 def test_a_broker_hung_for_ten_seconds_loses_no_update(stack: LocalStack) -> None:
     """Users view a product three times each while the broker answers nothing; once it is back,
@@ -112,7 +118,7 @@ def test_a_broker_hung_for_ten_seconds_loses_no_update(stack: LocalStack) -> Non
             hung_at = time.monotonic()
             for view_no in range(3):
                 for n, client in enumerate(clients):
-                    item = f"h{n:03d}"
+                    item = held_item(n)
                     response = client.post(
                         "/pz/collect",
                         json={
@@ -132,7 +138,7 @@ def test_a_broker_hung_for_ten_seconds_loses_no_update(stack: LocalStack) -> Non
         while waiting and time.monotonic() < deadline:
             for n in sorted(waiting):
                 recs = clients[n].get("/pz/decide", params={"slots": "recs"}).json()["slots"]["recs"]
-                if recs["rule"] == "similar_to_recent" and recs["based_on"] == f"h{n:03d}":
+                if recs["rule"] == "similar_to_recent" and recs["based_on"] == held_item(n):
                     waiting.discard(n)
             time.sleep(0.2)
         assert waiting == set(), f"{len(waiting)} users never got their update"
