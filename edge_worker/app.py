@@ -34,9 +34,9 @@ from edge_worker.event_sink import EventSink, OutboundRecord
 from edge_worker.forwarding import ForwardingPolicy
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
-from edge_worker.identity import CookiePolicy, CookieSigner, Identity
+from edge_worker.identity import CookiePolicy, CookieSigner, Identity, identity_cookie
 from edge_worker.origin_headers import origin_headers, variant_of
-from edge_worker.origin_route import OriginFirst
+from edge_worker.origin_route import PROXIED_METHODS, OriginFirst
 from edge_worker.profile_store import ProfileStore
 from edge_worker.proxy import OriginProxy
 from edge_worker.request_context import ContextReader, ContextSettings
@@ -55,20 +55,10 @@ from schemas.topics import EXPOSURE_TOPIC, partition_for_key
 log = logging.getLogger("pz.edge")
 
 
-def identity_cookie(
-    request: Request, identity: Identity, policy: CookiePolicy, signer: CookieSigner
-) -> bytes | None:
-    """The Set-Cookie value that gives a new visitor their identity, or None for a known one."""
-    if not identity.is_new:
-        return None
-    https = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-    return policy.set_cookie(signer.cookie_value(identity.raw_id), https)
-
-
 def set_identity_cookie(
     response: Response, request: Request, identity: Identity, policy: CookiePolicy, signer: CookieSigner
 ) -> None:
-    cookie = identity_cookie(request, identity, policy, signer)
+    cookie = identity_cookie(identity, request.scope, request.headers, policy, signer)
     if cookie is not None:
         response.raw_headers.append((b"set-cookie", cookie))
 
@@ -296,7 +286,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
 
         strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
         # Set only where no shared cache may keep it (the proxy decides): never one visitor's id for all.
-        cookie = identity_cookie(request, identity, cookies, signer)
+        cookie = identity_cookie(identity, scope, request.headers, cookies, signer)
 
         def shown() -> None:
             # A page was shown: its experiments' exposures count. An image or a script was not one.
@@ -328,9 +318,7 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            Route(
-                "/{path:path}", origin, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-            ),
+            Route("/{path:path}", origin, methods=list(PROXIED_METHODS)),
         ],
         lifespan=lifespan,
     )

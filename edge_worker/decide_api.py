@@ -16,7 +16,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from edge_worker.attribution import AttributionSigner, add_tokens
-from edge_worker.identity import CookiePolicy, CookieSigner, Identity
+from edge_worker.identity import CookiePolicy, CookieSigner, Identity, identity_cookie
 from edge_worker.origin_headers import variant_of
 from edge_worker.profile_store import ProfileStore
 from edge_worker.request_parts import headers_of, query_of
@@ -120,8 +120,7 @@ class DecideApi:
         if explain:
             answer["explain"] = program.explain(facts, catalog, [s for s in slots if s in program.slots])
         extra: tuple[tuple[bytes, bytes], ...] = ()
-        if identity.is_new:
-            https = scope.get("scheme") == "https" or headers.get("x-forwarded-proto") == "https"
-            cookie = self._cookies.set_cookie(self._signer.cookie_value(identity.raw_id), https)
+        cookie = identity_cookie(identity, scope, headers, self._cookies, self._signer)
+        if cookie is not None:
             extra = ((b"set-cookie", cookie),)
         await send_json(send, 200, orjson.dumps(answer), extra)

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import Any
 
 from lru import LRU
 
@@ -82,3 +84,18 @@ class CookieSigner:
         raw_id = secrets.token_urlsafe(16)
         # The user key is keyed with the same secret: ids cannot be mapped to keys from outside.
         return Identity(raw_id=raw_id, key=user_key(raw_id, self._secret), is_new=True)
+
+
+def identity_cookie(
+    identity: Identity,
+    scope: Mapping[str, Any],
+    headers: Mapping[str, str],
+    policy: CookiePolicy,
+    signer: CookieSigner,
+) -> bytes | None:
+    """The Set-Cookie value that gives a new visitor their identity, or None for a known (or an
+    anonymous) one: the one place the identity cookie is made."""
+    if not identity.is_new:
+        return None
+    https = scope.get("scheme") == "https" or headers.get("x-forwarded-proto") == "https"
+    return policy.set_cookie(signer.cookie_value(identity.raw_id), https)

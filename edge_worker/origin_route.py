@@ -15,6 +15,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _EDGE_OWN = frozenset({"/healthz", "/readyz", "/metrics"})
+# What the catch-all route forwards; anything else (TRACE, CONNECT, …) gets Starlette's 405.
+PROXIED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_PROXIED = frozenset(PROXIED_METHODS)
 
 
 class OriginFirst:
@@ -24,7 +27,12 @@ class OriginFirst:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or path.startswith("/pz/") or path in _EDGE_OWN:
+        if (
+            scope["type"] != "http"
+            or path.startswith("/pz/")
+            or path in _EDGE_OWN
+            or scope.get("method") not in _PROXIED
+        ):
             await self.app(scope, receive, send)
             return
         response = await self._handler(Request(scope, receive))

@@ -140,6 +140,14 @@ def test_one_date_one_server_and_honest_forwarding_headers(fronted: tuple[str, s
     assert not any(name.startswith("x_pz") for name in seen)
 
 
+def test_methods_beyond_the_proxied_ones_are_refused_not_forwarded(fronted: tuple[str, str]) -> None:
+    _, edge = fronted
+    for method in ("TRACE", "CONNECT", "PROPFIND"):
+        answer = httpx.request(method, f"{edge}/echo", timeout=10)
+        assert answer.status_code == 405, method
+    assert httpx.request("OPTIONS", f"{edge}/echo", timeout=10).status_code == 501  # the origin's own answer
+
+
 def test_a_page_shown_is_an_exposure_and_an_image_is_not(fronted: tuple[str, str]) -> None:
     """The demo rules' hero test decides on every request; only a page shows it."""
     _, edge = fronted
