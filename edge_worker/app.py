@@ -31,7 +31,7 @@ from edge_worker.delta_apply import DeltaApplier
 from edge_worker.delta_http import HttpDeltaSync
 from edge_worker.delta_sync import DeltaSync
 from edge_worker.event_sink import EventSink, OutboundRecord
-from edge_worker.forwarding import ForwardingPolicy
+from edge_worker.forwarding import ForwardingPolicy, spelled
 from edge_worker.fragments import render_slot
 from edge_worker.html_inject import Resolver
 from edge_worker.identity import CookiePolicy, CookieSigner, Identity, identity_cookie
@@ -260,20 +260,32 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    strip_for: dict[int, tuple[Program, frozenset[str]]] = {}
+
+    def stripped_headers(program: Program) -> frozenset[str]:
+        """What a client may not send the origin: the edge's own headers and those the rules set."""
+        found = strip_for.get(id(program))
+        if found is None or found[0] is not program:
+            names = frozenset(spelled(n) for n in (*cfg.header_names.all(), *program.header_names))
+            strip_for.clear()  # one program at a time
+            found = strip_for[id(program)] = (program, names)
+        return found[1]
+
     async def origin(request: Request) -> Response:
         if proxy is None:
             return JSONResponse(
                 {"error": "not_found", "reason": "no origin configured (PZ_ORIGIN_URL)"}, status_code=404
             )
         scope = request.scope
-        identity = visitor(headers_of(scope))
+        headers_by_name = headers_of(scope)
+        identity = visitor(headers_by_name)
         # Decided once per request, from memory: the same decision fills the page and the headers.
         query: bytes = scope.get("query_string", b"")
         page = scope["path"] + (f"?{query.decode('latin-1')}" if query else "")
-        referrer = request.headers.get("referer", "")
+        referrer = headers_by_name.get("referer", "")
         exposures: list[Exposure] = []
         program, facts, _, decision = page_decision(
-            identity, request.headers, page, referrer, list(rules.program.slots), exposures
+            identity, headers_by_name, page, referrer, list(rules.program.slots), exposures
         )
         segments = program.segments_of(facts) if cfg.header_names.segments else []
         variant = variant_of(decision)
@@ -284,9 +296,9 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
             add_tokens(decision, attribution, variant)
             return lambda name, attributes: render_slot(decision.get(name), attributes)
 
-        strip = (*cfg.header_names.all(), *program.header_names)  # clients cannot pose as the edge
+        strip = stripped_headers(program)
         # Set only where no shared cache may keep it (the proxy decides): never one visitor's id for all.
-        cookie = identity_cookie(identity, scope, request.headers, cookies, signer)
+        cookie = identity_cookie(identity, scope, headers_by_name, cookies, signer)
 
         def shown() -> None:
             # A page was shown: its experiments' exposures count. An image or a script was not one.

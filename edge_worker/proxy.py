@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from edge_worker import metrics
 from edge_worker.circuit_breaker import BreakerState, CircuitBreaker
 from edge_worker.encodings import DECODABLE, ORIGIN_ACCEPT_ENCODING, chosen_encoding, decoder_for
-from edge_worker.forwarding import ForwardingPolicy, shared_cacheable, spelled
+from edge_worker.forwarding import ForwardingPolicy, shared_cacheable
 from edge_worker.html_inject import Resolver
 from edge_worker.origin_client import OriginError, OriginPool, OriginResponse, OriginTimeouts
 from edge_worker.page_charset import header_charset
@@ -73,11 +73,12 @@ class OriginProxy:
         request: Request,
         extra_headers: list[tuple[str, str]],
         inject: Callable[[], Resolver] | None = None,
-        strip: tuple[str, ...] = (),
+        strip: frozenset[str] = frozenset(),
         identity_cookie: bytes | None = None,
         on_page: Callable[[], None] | None = None,
     ) -> Response:
         """The origin's answer, streamed; with `inject`, HTML pages get their placeholders filled.
+        `strip`: more header names (spelled, `forwarding.spelled`) a client may not send.
         `identity_cookie` is a Set-Cookie value for responses no shared cache may store; `on_page`
         is called when the answer is an HTML page (200, text/html), filled or not."""
         body = b""
@@ -90,14 +91,12 @@ class OriginProxy:
                 )
             body = read
         scope = request.scope
+        by_name = headers_of(scope)
         client = self._policy.client_side(
-            headers_of(scope), scope["client"][0] if scope.get("client") else "", scope.get("scheme", "http")
+            by_name, scope["client"][0] if scope.get("client") else "", scope.get("scheme", "http")
         )
-        forwarded = (
-            self._policy.request_headers(scope["headers"], client, frozenset(spelled(name) for name in strip))
-            + extra_headers
-        )
-        accept = request.headers.get("accept", "*/*")
+        forwarded = self._policy.request_headers(scope["headers"], client, strip) + extra_headers
+        accept = by_name.get("accept", "*/*")
         method = request.method
         may_inject = inject is not None and method == "GET" and _may_want_html(accept)
         if may_inject:
@@ -130,7 +129,7 @@ class OriginProxy:
             on_page()
         if may_inject and inject is not None and _injectable(upstream):
             _INJECTED.inc()
-            coding = chosen_encoding(request.headers.get("accept-encoding", ""))
+            coding = chosen_encoding(by_name.get("accept-encoding", ""))
             kept = [(n, v) for n, v in headers if n not in _REWRITE_DROPS]
             # A page filled for one visitor must not be cached for another, nor validated as the origin's.
             kept += [(b"cache-control", b"private, no-store"), (b"vary", b"Cookie, Accept-Encoding")]
