@@ -1,6 +1,6 @@
 /* The injector's fast path in C: how far a run of ordinary markup goes.
  *
- * ordinary_run_end(buf, pos, stop) returns exactly what edge_worker.html_inject.ordinary_run(stop)
+ * ordinary_run_end(buf, pos, stop) returns exactly what edge_worker._html_scan_spec.ordinary_run(stop)
  * .match(buf, pos).end() returns (tests hold the two equal on generated pages): the end of the longest run of
  * text, start tags that neither open raw text or foreign content (svg, math) nor carry a data-pz-slot
  * attribute, raw-text elements up to their end tag, end tags other than svg's and math's, whole
@@ -276,7 +276,7 @@ static PyObject *ordinary_run_end(PyObject *module, PyObject *const *args, Py_ss
 }
 
 /* parse_start_tag(buf, pos): the start tag at buf[pos] ('<' + letter), attributes and all, exactly as
- * html_inject.parse_start_tag_in_python reads it: (end, lower-case name, {name: value}), or
+ * html_tags.parse_start_tag_in_python reads it: (end, lower-case name, {name: value}), or
  * NOT_A_TAG (0) or INCOMPLETE (-1). Values are decoded as UTF-8 (errors replaced), names as
  * Latin-1 and lower-cased; the first of two same-named attributes wins. */
 static PyObject *parse_start_tag(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {

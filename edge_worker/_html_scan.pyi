@@ -3,4 +3,4 @@ def ordinary_run_end(buf: bytes, pos: int, stop: bytes | None = None, /) -> int:
 
 def parse_start_tag(buf: bytes, pos: int, /) -> tuple[int, bytes, dict[str, str]] | int:
     """The start tag at buf[pos]: (end, name, attributes), 0 (not a tag) or -1 (incomplete), exactly as
-    html_inject.parse_start_tag_in_python reads it."""
+    html_tags.parse_start_tag_in_python reads it."""

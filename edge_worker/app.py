@@ -306,7 +306,13 @@ def create_app(config: EdgeConfig | None = None) -> Starlette:
                 log_exposures(exposures, identity.key, page, int(time.time() * 1000))
 
         return await proxy.forward(
-            request, headers, inject=resolver, strip=strip, identity_cookie=cookie, on_page=shown
+            request,
+            headers,
+            inject=resolver,
+            strip=strip,
+            identity_cookie=cookie,
+            on_page=shown,
+            headers_by_name=headers_by_name,
         )
 
     app = Starlette(

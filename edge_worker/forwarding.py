@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -87,7 +88,7 @@ class ForwardingPolicy:
         parts = urlsplit(self.origin_url)
         return f"{parts.scheme}://{parts.netloc}".lower()
 
-    def client_side(self, headers: dict[str, str], peer: str, scheme: str) -> ClientSide:
+    def client_side(self, headers: Mapping[str, str], peer: str, scheme: str) -> ClientSide:
         """`headers`: the request's, by lower-case name."""
         trusted = self._trusted(peer)
         proto = scheme

@@ -26,14 +26,11 @@ import re
 from collections.abc import Callable, Mapping
 
 from edge_worker._html_scan import ordinary_run_end, parse_start_tag
-from edge_worker.html_tags import INCOMPLETE, LongStartTag, parse_start_tag_in_python
+from edge_worker.html_tags import INCOMPLETE, RAW_TEXT, LongStartTag, parse_start_tag_in_python
 
 MAX_HELD_BYTES = 16 * 1024  # a tag longer than this streams through a LongStartTag, not held
 MAX_REPLACED_BYTES = 64 * 1024  # old content longer than this is given back, and the slot left unfilled
 _COMMENT_LOOKAHEAD = 128  # enough to read `<!--pz:slot NAME-->` before deciding what a comment is
-_RAW_TEXT = frozenset(
-    {b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes"}
-)
 _VOID = frozenset(
     {
         b"area",
@@ -53,70 +50,10 @@ _VOID = frozenset(
 )
 
 # Where each raw-text element ends: its end tag, any case.
-_RAW_TEXT_END = {
-    name: re.compile(rb"</" + re.escape(name) + rb"[\t\n\f\r />]", re.IGNORECASE) for name in _RAW_TEXT
+RAW_TEXT_END = {
+    name: re.compile(rb"</" + re.escape(name) + rb"[\t\n\f\r />]", re.IGNORECASE) for name in RAW_TEXT
 }
 _END_TAG = re.compile(rb"</([a-zA-Z][^\t\n\f\r />]*)[^>]*>")
-# Outside placeholders almost everything is text, ordinary tags, end tags, comments, raw-text
-# elements and doctypes, which pass unchanged. This matches the longest run of exactly that: a start
-# tag is ordinary when it does not open raw text (script, style, …) and has no data-pz-slot attribute;
-# a raw-text element passes whole, up to its end tag, when that end tag has arrived; the run stops
-# before anything else (a marker comment, a placeholder, an unfinished construct), which the tokenizer
-# below then handles one construct at a time; so do `<svg>`, `<math>` and their end tags (foreign content,
-# where `<![CDATA[` opens a real CDATA section) and CDATA. Start tags: the grammar of html_tags,
-# written atomic and possessive (linear time whatever the origin sends: no ReDoS).
-# The injector runs the same scan in C (edge_worker/_html_scan.c, ~20x faster); these expressions are
-# its specification, and tests hold the two equal.
-_RAW_TEXT_NAMES = b"|".join(sorted(_RAW_TEXT))
-_ANY_ATTRIBUTES = (
-    rb"(?>[\t\n\f\r /]*+[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
-    rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
-)
-
-
-def ordinary_run(stop: bytes | None = None) -> re.Pattern[bytes]:
-    """The run of ordinary markup; with `stop` (a lower-case tag name), the run also stops before any
-    start or end tag of that name (replacing an element's old content, the injector must see those)."""
-    pattern = _ORDINARY_RUNS.get(stop)
-    if pattern is None:
-        not_stop = rb"(?!(?i:" + re.escape(stop) + rb")[\t\n\f\r />])" if stop else b""
-        raw_text_elements = b"|".join(  # one alternative per name: re has no use for a group here
-            rb"<"
-            + not_stop
-            + rb"(?i:"
-            + name
-            + rb")(?=[\t\n\f\r />])"
-            + _ANY_ATTRIBUTES
-            + rb"[\t\n\f\r /]*+/?>"
-            rb"(?>[^<]++|<(?!/(?i:" + name + rb")[\t\n\f\r />]))*+(?=</(?i:" + name + rb")[\t\n\f\r />])"
-            for name in sorted(_RAW_TEXT)
-        )
-        pattern = re.compile(
-            rb"(?>[^<]++"
-            rb"|<"
-            + not_stop
-            + rb"(?!(?i:"
-            + _RAW_TEXT_NAMES
-            + rb"|math|svg)[\t\n\f\r />])[a-zA-Z][^\t\n\f\r />]*+"
-            rb"(?>[\t\n\f\r /]*+(?!(?i:data-pz-slot)[\t\n\f\r />=])[^\t\n\f\r />\"'=][^\t\n\f\r />=]*+"
-            rb"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >\"'][^\t\n\f\r >]*+))?)*+"
-            rb"[\t\n\f\r /]*+/?>"
-            + rb"|"
-            + raw_text_elements  # placeholders are never filled there: up to its end tag
-            + rb"|</"
-            + not_stop
-            + rb"(?!(?i:math|svg)[\t\n\f\r />])[a-zA-Z][^>]*+>"
-            rb"|<!--(?!\s*+/?pz:slot)(?>[^-]++|-(?!->))*+-->"  # a whole comment that is not a pz marker
-            rb"|<!(?!--|\[CDATA\[)[^>]*+>|<\?[^>]*+>"  # doctype, processing instruction
-            rb")*+"
-        )
-        if len(_ORDINARY_RUNS) >= 256:
-            _ORDINARY_RUNS.clear()
-        _ORDINARY_RUNS[stop] = pattern
-    return pattern
-
-
-_ORDINARY_RUNS: dict[bytes | None, re.Pattern[bytes]] = {}
 _SLOT_OPEN = re.compile(rb"\s*pz:slot\s+([A-Za-z0-9_.:-]{1,64})\s*$")
 _SLOT_CLOSE = re.compile(rb"\s*/pz:slot\s*$")
 
@@ -367,8 +304,8 @@ class HtmlInjector:
         return close + 3
 
     def _start_tag(self, name: bytes, attributes: dict[str, str], raw: bytes) -> None:
-        if name in _RAW_TEXT:
-            self._raw_end = _RAW_TEXT_END[name]
+        if name in RAW_TEXT:
+            self._raw_end = RAW_TEXT_END[name]
         elif name in _FOREIGN and not raw.endswith(b"/>"):
             self._foreign_depth += 1
         replacing = self._replacing
@@ -383,7 +320,7 @@ class HtmlInjector:
                 return
         self._out.append(raw)
         slot = attributes.get("data-pz-slot")
-        if slot is None or name in _VOID or name in _RAW_TEXT:
+        if slot is None or name in _VOID or name in RAW_TEXT:
             return
         fragment = self._resolve(slot, attributes)
         if fragment is not None:

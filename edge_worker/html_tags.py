@@ -14,6 +14,8 @@ import re
 # wins). There is no self-closing flag: HTML ignores `/>` on elements that are not void, so
 # `<div data-pz-slot="x"/>` opens a div and `<script/>` opens raw text, as in a browser.
 StartTag = tuple[int, bytes, dict[str, str]]
+# Elements whose content is text to the tokenizer, up to their own end tag.
+RAW_TEXT = frozenset({b"script", b"style", b"textarea", b"title", b"xmp", b"iframe", b"noembed", b"noframes"})
 NOT_A_TAG = 0
 INCOMPLETE = -1
 

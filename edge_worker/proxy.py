@@ -10,7 +10,7 @@ body, and memory per response is a chunk.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -76,11 +76,13 @@ class OriginProxy:
         strip: frozenset[str] = frozenset(),
         identity_cookie: bytes | None = None,
         on_page: Callable[[], None] | None = None,
+        headers_by_name: Mapping[str, str] | None = None,
     ) -> Response:
         """The origin's answer, streamed; with `inject`, HTML pages get their placeholders filled.
         `strip`: more header names (spelled, `forwarding.spelled`) a client may not send.
         `identity_cookie` is a Set-Cookie value for responses no shared cache may store; `on_page`
-        is called when the answer is an HTML page (200, text/html), filled or not."""
+        is called when the answer is an HTML page (200, text/html), filled or not. `headers_by_name`:
+        the request's headers as `request_parts.headers_of` reads them, if the caller has them."""
         body = b""
         if request.method not in ("GET", "HEAD"):
             read = await read_bounded(request, MAX_PROXY_BODY_BYTES)
@@ -91,7 +93,7 @@ class OriginProxy:
                 )
             body = read
         scope = request.scope
-        by_name = headers_of(scope)
+        by_name = headers_by_name if headers_by_name is not None else headers_of(scope)
         client = self._policy.client_side(
             by_name, scope["client"][0] if scope.get("client") else "", scope.get("scheme", "http")
         )

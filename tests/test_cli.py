@@ -230,7 +230,7 @@ def test_pz_edge_prints_what_it_uses_from_file_and_environment_and_refuses_unkno
 
 
 def test_pz_up_asks_a_site_off_this_machine_for_its_own_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pz.cli import _origin_host_env
+    from pz.up_cli import _origin_host_env
 
     monkeypatch.delenv("PZ_ORIGIN_HOST", raising=False)
     assert _origin_host_env("https://shop.example") == {"PZ_ORIGIN_HOST": "shop.example"}

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_worker._html_scan import ordinary_run_end, parse_start_tag
-from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector, ordinary_run
+from edge_worker._html_scan_spec import ordinary_run
+from edge_worker.html_inject import MAX_HELD_BYTES, HtmlInjector
 from edge_worker.html_tags import parse_start_tag_in_python
 
 FRAGMENTS = {"hero": b"<p>HERO</p>", "recs": b"<ul><li>R</li></ul>"}
